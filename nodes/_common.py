@@ -1,0 +1,102 @@
+"""What every node family shares: ComfyUI hooks that become no-ops outside ComfyUI, and error translation.
+
+ComfyUI modules are imported inside functions only, so the pack (and pytest) imports without ComfyUI. Outside
+ComfyUI progress is silent, interrupts never fire and progress text goes nowhere; inside, they use
+``comfy.utils.ProgressBar`` (which also raises on Cancel), ``comfy.model_management``'s interrupt flag and
+``PromptServer.send_progress_text``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from ..pipeline.errors import AuraFlowError, CancelledError
+
+log = logging.getLogger("ComfyUI-AuraFlow")
+
+CATEGORY_ROOT = "AuraFlow"
+SEED_MAX = 0xFFFF_FFFF_FFFF_FFFF
+
+
+def _comfy_model_management() -> Any | None:
+    try:
+        import comfy.model_management as mm
+    except ImportError:
+        return None
+    return mm
+
+
+def interrupt_requested() -> bool:
+    """True when the user pressed Cancel / Interrupt in ComfyUI (never outside ComfyUI)."""
+    mm = _comfy_model_management()
+    return bool(mm is not None and mm.processing_interrupted())
+
+
+def raise_if_interrupted() -> None:
+    """Raise ComfyUI's own interrupt exception (which also clears the flag) when the user pressed Cancel."""
+    mm = _comfy_model_management()
+    if mm is not None:
+        mm.throw_exception_if_processing_interrupted()
+
+
+class Progress:
+    """A step counter for the node that is running: ComfyUI's progress bar inside ComfyUI, nothing outside.
+
+    ``preview`` is an optional ``("JPEG", PIL.Image, max_size)`` tuple, as ComfyUI's latent previews send.
+    ComfyUI's ``update_absolute`` checks the interrupt flag and raises, so advancing also makes Cancel work.
+    """
+
+    def __init__(self, total: int, node_id: str | None = None) -> None:
+        self.total = max(int(total), 1)
+        self.node_id = node_id
+        self._bar: Any | None = None
+        try:
+            import comfy.utils
+        except ImportError:
+            return
+        self._bar = comfy.utils.ProgressBar(self.total, node_id=node_id) if node_id else comfy.utils.ProgressBar(
+            self.total
+        )
+
+    def update(self, value: int, preview: tuple[str, Any, int] | None = None) -> None:
+        if self._bar is not None:
+            self._bar.update_absolute(value, self.total, preview)
+
+
+def send_progress_text(text: str, node_id: str | None) -> None:
+    """Show a line of text on the running node (queue position, logs); silently nothing outside ComfyUI."""
+    if node_id is None:
+        return
+    try:
+        from server import PromptServer
+    except ImportError:
+        return
+    instance = getattr(PromptServer, "instance", None)
+    if instance is not None and hasattr(instance, "send_progress_text"):
+        instance.send_progress_text(text, node_id)
+
+
+class AuraFlowNodeError(RuntimeError):
+    """What a node raises for a known failure: ComfyUI shows its message (and the node) to the user.
+
+    The message is the core error's, which already says what was wrong and what is allowed; the traceback
+    from deep inside torch is not what the user needs, so it is cut off (``from None``) and logged at debug.
+    """
+
+
+@contextlib.contextmanager
+def node_errors(node_name: str) -> Iterator[None]:
+    """Turn core errors into one readable ComfyUI error and a user's cancel into ComfyUI's interrupt."""
+    try:
+        yield
+    except CancelledError:
+        mm = _comfy_model_management()
+        if mm is not None:
+            raise mm.InterruptProcessingException() from None
+        raise
+    except AuraFlowError as exc:
+        log.debug("%s failed", node_name, exc_info=True)
+        raise AuraFlowNodeError(f"{node_name}: {exc}") from None
