@@ -64,6 +64,8 @@ class TinyConfig:
     vocab_size: int = 300
 
 
+TINY = TinyConfig()
+
 # Issue #3's benchmark size: hidden 768, 2 double + 4 single blocks (~88 M parameters in the transformer).
 MEDIUM = TinyConfig(hidden_heads=12, head_dim=64, num_mmdit_layers=2, num_single_dit_layers=4,
                     pos_embed_max_size=1024, text_d_model=256, text_layers=2, text_heads=4, text_d_kv=64,
@@ -86,7 +88,7 @@ def train_tokenizer(folder: Path, vocab_size: int = 300) -> Path:
     return folder
 
 
-def build_components(config: TinyConfig = TinyConfig(), *, seed: int = 0, tokenizer_dir: Path) -> dict[str, Any]:
+def build_components(config: TinyConfig = TINY, *, seed: int = 0, tokenizer_dir: Path) -> dict[str, Any]:
     """Random-weight tokenizer, text encoder, transformer, VAE and scheduler, keyed as diffusers names them.
 
     ``tokenizer_dir`` receives the trained tokenizer (it has to exist on disk to be loaded).
@@ -143,7 +145,7 @@ def save_diffusers_folder(components: dict[str, Any], folder: Path) -> Path:
     return folder
 
 
-def build_diffusers_folder(folder: Path, config: TinyConfig = TinyConfig(), *, seed: int = 0) -> Path:
+def build_diffusers_folder(folder: Path, config: TinyConfig = TINY, *, seed: int = 0) -> Path:
     """Build a random stack and save it as a diffusers folder; returns ``folder``."""
     scratch = folder.parent / f".{folder.name}-tokenizer"
     components = build_components(config, seed=seed, tokenizer_dir=scratch)

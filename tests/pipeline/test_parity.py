@@ -11,26 +11,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from testkit.stacks import diffusers_reference, reference_images, tiny_folder
-
-from pipeline import load_pipeline
+from testkit.stacks import diffusers_reference, reference_images
 
 TOLERANCE = 1e-4
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_folder(tmp_path_factory.mktemp("parity"))
-
-
-@pytest.fixture(scope="module")
-def ours(folder: Path) -> Any:
-    return load_pipeline(folder, device="cpu", dtype="fp32")
-
-
-@pytest.fixture(scope="module")
-def reference(folder: Path) -> Any:
-    return diffusers_reference(folder)
+def reference(tiny_dir: Path) -> Any:
+    return diffusers_reference(tiny_dir)
 
 
 CASES = {
@@ -45,10 +33,10 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
-def test_images_match_diffusers(case: str, ours: Any, reference: Any) -> None:
+def test_images_match_diffusers(case: str, tiny_pipe: Any, reference: Any) -> None:
     args = {"seed": 1234, "num_inference_steps": 4, "width": 64, "height": 64, **CASES[case]}
     expected = reference_images(reference, **args)
-    got = ours.generate(output_type="np", **args).images
+    got = tiny_pipe.generate(output_type="np", **args).images
     assert got.shape == expected.shape
     assert got.dtype == np.float32
     diff = float(np.abs(got - expected).max())

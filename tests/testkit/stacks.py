@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 
-from pipeline.tiny import TinyConfig, build_diffusers_folder
+from pipeline.tiny import TINY, TinyConfig, build_diffusers_folder
 
 
-def tiny_folder(root: Path, config: TinyConfig = TinyConfig(), seed: int = 0) -> Path:
+def tiny_folder(root: Path, config: TinyConfig = TINY, seed: int = 0) -> Path:
     return build_diffusers_folder(root / "tiny-auraflow", config, seed=seed)
 
 
