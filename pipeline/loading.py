@@ -217,14 +217,14 @@ def _vae_dtype(dtype: torch.dtype) -> torch.dtype:
 def _single_file_parts(path: Path, device: torch.device, dtype: torch.dtype, *, tokenizer: str | Path | None,
                        components: str | Path | None, text_encoder: str | Path | None, vae: str | Path | None,
                        num_attention_heads: int | None) -> dict[str, Any]:
-    from . import configs, layouts
-
     companion = _resolve(components) if components is not None else None
     if companion is not None and not (companion / "model_index.json").is_file():
         raise ModelLoadError(f"components={components}: expected a diffusers AuraFlow folder (with "
                              "model_index.json).", path=companion)
     parts: dict[str, Any] = {"shift": DEFAULT_SHIFT}
     with open_safetensors(path) as reader:
+        from . import configs, layouts  # after opening: a broken file is reported as such first
+
         layout = layouts.detect_single_file(reader.shapes, path=path)
         plan = layouts.transformer_plan(reader.shapes, layout)
         config = configs.transformer_config({k: e.shape for k, e in plan.items()}, reader.metadata,

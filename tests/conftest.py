@@ -27,3 +27,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPat
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("AURAFLOW_CONFIG_DIR", str(home / "config"))
     monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    # huggingface_hub reads its cache location once at import: point the live constant at an empty folder too.
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hf" / "hub"))
