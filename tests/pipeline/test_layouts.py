@@ -225,3 +225,24 @@ def test_original_transformer_file_round_trip(tiny: dict[str, Any], tmp_path: Pa
             k: v for k, v in transformer.config.items() if not k.startswith("_")}
         _assert_plan_restores(plan, {k: f.get_tensor(k) for k in f.keys()},
                               transformer.state_dict())
+
+
+def test_plans_agree_with_diffusers_single_file_converters(tiny: dict[str, Any]) -> None:
+    """An independent oracle: diffusers' own converters give the same tensors from the same original file."""
+    from diffusers.loaders.single_file_utils import (
+        convert_auraflow_transformer_checkpoint_to_diffusers,
+        convert_ldm_vae_checkpoint,
+    )
+
+    sd = _all_in_one(tiny)
+    shapes = _shapes(sd)
+    layout = detect_single_file(shapes)
+    original = {k.removeprefix("model."): v for k, v in sd.items() if k.startswith("model.")}
+    theirs = convert_auraflow_transformer_checkpoint_to_diffusers(dict(original))
+    ours = dict(apply_plan(transformer_plan(shapes, layout), sd.__getitem__))
+    assert set(ours) == set(theirs) and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+    vae_config = dict(tiny["vae"].config)
+    theirs = convert_ldm_vae_checkpoint({k: v for k, v in sd.items() if k.startswith("vae.")}, vae_config)
+    ours = dict(apply_plan(vae_plan(shapes, "vae."), sd.__getitem__))
+    assert set(ours) == set(theirs) and all(torch.equal(ours[k], theirs[k]) for k in ours)
