@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .errors import MissingComponentError, ModelLoadError
+from .errors import MissingComponentError, ModelLoadError, UnrecognizedLayoutError
 from .pipeline import AuraFlow
 from .schedule import DEFAULT_SHIFT
 from .tokenizer import find_tokenizer, open_tokenizer
@@ -226,19 +226,19 @@ def _single_file_parts(path: Path, device: torch.device, dtype: torch.dtype, *, 
         from . import configs, layouts  # after opening: a broken file is reported as such first
 
         layout = layouts.detect_single_file(reader.shapes, path=path)
-        plan = layouts.transformer_plan(reader.shapes, layout)
-        config = configs.transformer_config({k: e.shape for k, e in plan.items()}, reader.metadata,
+        plan = layouts.transformer_plan(reader.shapes, layout, path=path)
+        config = configs.transformer_config(layouts.plan_shapes(plan), reader.metadata,
                                             num_attention_heads=num_attention_heads)
         parts["transformer"] = _fill_from_plan(reader, plan, lambda: _transformer_factory(config), device, dtype,
                                                "transformer")
         if layout.text_encoder_prefix is not None and text_encoder is None:
-            te_plan = layouts.text_encoder_plan(reader.shapes, layout.text_encoder_prefix)
-            te_config = configs.text_encoder_config({k: e.shape for k, e in te_plan.items()}, reader.metadata)
+            te_plan = layouts.text_encoder_plan(reader.shapes, layout.text_encoder_prefix, path=path)
+            te_config = configs.text_encoder_config(layouts.plan_shapes(te_plan), reader.metadata)
             parts["text_encoder"] = _fill_from_plan(reader, te_plan, lambda: _text_encoder_factory(te_config),
                                                     device, dtype, "text encoder")
         if layout.vae_prefix is not None and vae is None:
-            vae_plan = layouts.vae_plan(reader.shapes, layout.vae_prefix)
-            vae_config = configs.vae_config({k: e.shape for k, e in vae_plan.items()}, reader.metadata)
+            vae_plan = layouts.vae_plan(reader.shapes, layout.vae_prefix, path=path)
+            vae_config = configs.vae_config(layouts.plan_shapes(vae_plan), reader.metadata)
             parts["vae"] = _fill_from_plan(reader, vae_plan, lambda: _vae_factory(vae_config), device,
                                            _vae_dtype(dtype), "VAE")
     if "text_encoder" not in parts:
@@ -274,12 +274,13 @@ def _extra_component(name: str, single: str | Path | None, companion: Path | Non
     if single is not None:
         file = Path(single)
         with open_safetensors(file) as reader:
+            prefix = _part_prefix(reader, name)
             if name == "text_encoder":
-                plan = layouts.text_encoder_plan(reader.shapes, layouts.text_encoder_prefix_of(reader.shapes))
-                config = configs.text_encoder_config({k: e.shape for k, e in plan.items()}, reader.metadata)
+                plan = layouts.text_encoder_plan(reader.shapes, prefix, path=file)
+                config = configs.text_encoder_config(layouts.plan_shapes(plan), reader.metadata)
             else:
-                plan = layouts.vae_plan(reader.shapes, layouts.vae_prefix_of(reader.shapes))
-                config = configs.vae_config({k: e.shape for k, e in plan.items()}, reader.metadata)
+                plan = layouts.vae_plan(reader.shapes, prefix, path=file)
+                config = configs.vae_config(layouts.plan_shapes(plan), reader.metadata)
             return _fill_from_plan(reader, plan, lambda: factory(config), device, dtype, name.replace("_", " "))
     if companion is not None:
         return _load_folder_component(companion / name, factory, device, dtype)
@@ -288,4 +289,25 @@ def _extra_component(name: str, single: str | Path | None, companion: Path | Non
         f"{weights.name} holds the transformer only; AuraFlow also needs a {name.replace('_', ' ')}. Pass "
         f"components=<a diffusers AuraFlow folder or cached repo id> or {name}=<its .safetensors file>.",
         path=weights,
+    )
+
+
+# Where a stand-alone text encoder or VAE file keeps its tensors: bare, or under a prefix another tool saved.
+_PART_MARKERS = {
+    "text_encoder": ("encoder.block.0.layer.0.SelfAttention.q.weight",
+                     ("", "text_encoders.pile_t5xl.transformer.", "transformer.")),
+    "vae": ("decoder.conv_in.weight", ("", "vae.", "first_stage_model.")),
+}
+
+
+def _part_prefix(reader: SafetensorsFile, name: str) -> str:
+    marker, prefixes = _PART_MARKERS[name]
+    for prefix in prefixes:
+        if prefix + marker in reader.shapes:
+            return prefix
+    sample = ", ".join(list(reader.shapes)[:5])
+    raise UnrecognizedLayoutError(
+        f"{reader.path.name}: expected a {name.replace('_', ' ')} file (a tensor named {marker!r}, bare or under "
+        f"{', '.join(repr(p) for p in prefixes if p)}); found keys such as {sample}.",
+        path=reader.path, expected=f"{name} weights", keys_seen=list(reader.shapes)[:5],
     )

@@ -103,6 +103,8 @@ def fill_module(module: torch.nn.Module, sources: Mapping[str, Source], *, dtype
     """
     expected = dict(module.state_dict(keep_vars=True))
     tied = _tied_targets(module)
+    # a file may carry both names of a tied weight (UMT5's embedding): read it once and re-tie
+    sources = {k: v for k, v in sources.items() if not (k in tied and tied[k] in sources)}
     missing = [k for k in expected if k not in sources and k not in tied]
     unexpected = [k for k in sources if k not in expected]
     if missing or unexpected:
