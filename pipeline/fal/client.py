@@ -219,8 +219,12 @@ class _Watch:
 
 
 async def _cancel_task(task: asyncio.Future[Any]) -> None:
-    if not task.done():
-        task.cancel()
+    """Cancel ``task`` and wait for it to end; its outcome is consumed (the caller is already raising)."""
+    if task.done():
+        if not task.cancelled():
+            task.exception()  # mark retrieved without re-raising into a traceback
+        return
+    task.cancel()
     with contextlib.suppress(BaseException):
         await task
 
@@ -263,8 +267,12 @@ class _Session:
 
     async def send(self, client: httpx.AsyncClient, method: str, url: str, *, what: str,
                    request_id: str | None = None, submit: bool = False, policy: RetryPolicy | None = None,
-                   **kwargs: Any) -> httpx.Response:
-        """One HTTP call with the retry rules of ``retry.py``; returns the last response, whatever its status."""
+                   retry_5xx: bool = False, **kwargs: Any) -> httpx.Response:
+        """One HTTP call with the retry rules of ``retry.py``; returns the last response, whatever its status.
+
+        ``retry_5xx`` also repeats any 5xx: right for static files on a CDN, wrong for the result URL, which
+        repeats the model's own stored error.
+        """
         policy = policy or self.config.retry
         attempts = max(policy.attempts, 1)
         for attempt in range(1, attempts + 1):
@@ -287,7 +295,8 @@ class _Session:
                 raise RemoteError(f"fal.ai {what} failed: {type(exc).__name__}: {redact(str(exc))[:200]}",
                                   request_id=request_id) from exc
             if (resp.status_code >= 400 and attempt < attempts
-                    and should_retry(resp.status_code, resp.headers, resp.content[:4096], submit=submit)):
+                    and (should_retry(resp.status_code, resp.headers, resp.content[:4096], submit=submit)
+                         or (retry_5xx and resp.status_code >= 500))):
                 delay = retry_delay(attempt, resp.headers, policy)
                 log.debug("fal %s: HTTP %d, retrying in %.2f s (%d/%d)", what, resp.status_code, delay, attempt,
                           attempts)
@@ -437,7 +446,8 @@ class _Session:
             except InvalidInputError:
                 raise _lost(request_id, f"image {index} has an unusable URL scheme") from None
             try:
-                resp = await self.send(self.files, "GET", url, what="image download", request_id=request_id)
+                resp = await self.send(self.files, "GET", url, what="image download", request_id=request_id,
+                                       retry_5xx=True)
             except RemoteError as exc:
                 raise _lost(request_id, f"image {index} could not be downloaded ({exc})") from exc
             if resp.status_code >= 400:
