@@ -131,3 +131,17 @@ def test_urls_from_another_host_are_not_trusted_with_the_key() -> None:
             "cancel_url": "https://evil.example/c"}
     handle = RequestHandle.from_submit("https://queue.fal.run", "fal-ai/aura-flow", body)
     assert handle.response_url == "https://queue.fal.run/fal-ai/aura-flow/requests/r1"
+
+
+def test_client_imports_without_torch_pil_or_comfyui() -> None:
+    """The prompt-expansion code imports this client in processes that never load torch."""
+    import subprocess
+    import sys
+
+    from testkit.pack import ROOT
+
+    code = ("import sys, pipeline.fal;"
+            "bad = [m for m in ('torch', 'PIL', 'comfy', 'folder_paths', 'fal_client') if m in sys.modules];"
+            "assert not bad, bad")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
