@@ -4,7 +4,14 @@ ComfyUI imports this folder as a package under an arbitrary module name; everyth
 imports, and nothing here needs ComfyUI at import time (pytest and scripts import the pack without it).
 """
 
-from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+if __package__:
+    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+else:
+    # Imported as a lone module, not a package: pytest does this with the root `__init__.py` when the checkout's
+    # folder name is not a Python identifier (`ComfyUI-AuraFlow`, `wt-fal`); relative imports cannot work there.
+    # ComfyUI always imports the folder as a package, and the tests load it that way (testkit.pack).
+    NODE_CLASS_MAPPINGS: dict[str, type] = {}
+    NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
 
 WEB_DIRECTORY = "./web"
 

@@ -95,6 +95,8 @@ def node_errors(node_name: str) -> Iterator[None]:
     except CancelledError:
         mm = _comfy_model_management()
         if mm is not None:
+            # clears ComfyUI's interrupt flag when it was the reason, so the next prompt does not stop at once
+            mm.throw_exception_if_processing_interrupted()
             raise mm.InterruptProcessingException() from None
         raise
     except AuraFlowError as exc:
