@@ -120,3 +120,15 @@ def test_grid_limit_is_the_models(tiny_pipe: Any) -> None:
     tiny_pipe.generate("a cat", width=256, height=16, num_inference_steps=1, output_type="latent")
     with pytest.raises(InvalidInputError, match="position grid"):
         tiny_pipe.generate("a cat", width=272, height=16, num_inference_steps=1)
+
+
+def test_memory_options_keep_results(tiny_pipe: Any) -> None:
+    """Offloading the text encoder and tiling the VAE change where work happens, not the picture (at this size)."""
+    before = tiny_pipe.generate("a cat", seed=11, output_type="np", **SMALL).images
+    tiny_pipe.set_memory_options(offload_text_encoder=True, vae_tiling=True)
+    try:
+        after = tiny_pipe.generate("a cat", seed=11, output_type="np", **SMALL).images
+        assert tiny_pipe.vae.use_tiling
+    finally:
+        tiny_pipe.set_memory_options(offload_text_encoder=False, vae_tiling=False)
+    assert np.array_equal(before, after)
