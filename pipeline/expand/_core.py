@@ -72,7 +72,7 @@ def _check_inputs(backend: str, seed: int, max_tokens: int) -> None:
 
 
 def _fallback(prompt: str, backend: str, reason: str, notes: tuple[str, ...] = ()) -> ExpansionResult:
-    warning = f"prompt expansion ({backend}) did not run: {reason}; the original prompt is used"
+    warning = f"prompt expansion ({backend}) failed, the original prompt is used: {reason.rstrip('. ')}"
     log.warning("%s", warning)
     return ExpansionResult(prompt, backend, (*notes, warning), truncated=False, expanded=False)
 

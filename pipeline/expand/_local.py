@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import CancelledError, InvalidInputError, MissingComponentError, ModelLoadError
+from ..errors import CancelledError, MissingComponentError, ModelLoadError
 from ._prompts import user_message
 
 __all__ = ["Generated", "free_local_model", "generate", "loaded_model", "resolve_model"]
@@ -59,14 +59,14 @@ _loaded: _Loaded | None = None
 def resolve_model(model: str | Path | None) -> str:
     """A model folder path, or a Hugging Face repo id to look up in the local cache; says why when neither.
 
-    Raises :class:`InvalidInputError` when no model is configured, :class:`MissingComponentError` for a folder
-    that is not a transformers model, :class:`ModelLoadError` for a path that does not exist.
+    Raises :class:`MissingComponentError` when no model is configured or a folder is not a transformers model,
+    :class:`ModelLoadError` for a path that does not exist.
     """
     if model is None or str(model).strip() in ("", "none"):
-        raise InvalidInputError(
-            "local_model", model, "a folder holding a transformers causal LM (config.json, tokenizer files, "
-            "weights), e.g. one under ComfyUI's models/LLM, or the id of a model already in the Hugging Face cache",
-            hint="No local model is configured; put a model folder in models/LLM or choose another backend.",
+        raise MissingComponentError(
+            "language model", "no local language model is configured: choose a model folder from ComfyUI's "
+            "models/LLM (a transformers causal LM saved with save_pretrained), give the id of a model already in "
+            "the Hugging Face cache, or pick another backend",
         )
     text = str(model).strip()
     path = Path(text).expanduser()
