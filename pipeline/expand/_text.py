@@ -174,6 +174,15 @@ _REFUSALS = re.compile(
 )
 
 
+def _drop_headings(text: str) -> str:
+    """Markdown headings are titles ("# Prompt"): drop them, unless the answer is nothing but a heading."""
+    lines = text.splitlines()
+    body = [line for line in lines if line.strip() and not _HEADING.match(line)]
+    if body:
+        return "\n".join(line for line in lines if not _HEADING.match(line))
+    return _HEADING.sub("", text)
+
+
 def _strip_wrapping_quotes(text: str) -> str:
     changed = True
     while changed and len(text) >= 2:
@@ -198,7 +207,7 @@ def clean_expansion(text: str) -> str:
     """
     text = _THINK_BLOCK.sub(" ", text)
     text = _FENCE.sub("", text)
-    text = _HEADING.sub("", text)
+    text = _drop_headings(text)
     text = _QUOTE_LINE.sub("", text)
     text = _BULLET.sub("", text)
     text = _EMPHASIS.sub(r"\2", text).strip()

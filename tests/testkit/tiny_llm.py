@@ -46,7 +46,7 @@ def build_tiny_causal_lm(folder: Path, *, chat_template: str | None = CHAT_TEMPL
     fast.save_pretrained(folder)
 
     config = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
                          bos_token_id=1, eos_token_id=2, pad_token_id=3, tie_word_embeddings=True)
     torch.manual_seed(seed)
     LlamaForCausalLM(config).save_pretrained(folder)
