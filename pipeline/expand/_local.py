@@ -207,8 +207,10 @@ def generate(prompt: str, *, model: str | Path | None, seed: int, max_tokens: in
         try:
             with torch.random.fork_rng(devices=cuda_devices), torch.inference_mode():
                 torch.manual_seed(seed)
+                # only ids and mask: some tokenizers also return token_type_ids, which decoder LMs reject
                 out = lm.generate(
-                    **enc, max_new_tokens=max_tokens, do_sample=True, temperature=TEMPERATURE, top_p=TOP_P,
+                    input_ids=enc["input_ids"], attention_mask=enc.get("attention_mask"),
+                    max_new_tokens=max_tokens, do_sample=True, temperature=TEMPERATURE, top_p=TOP_P,
                     pad_token_id=pad_id, stopping_criteria=StoppingCriteriaList([stop]),
                 )
         finally:
