@@ -33,6 +33,8 @@ _LAZY = {
     "GenerationResult": ".pipeline",
     "PromptEmbeddings": ".encoding",
     "flow_sigmas": ".schedule",
+    "expand_prompt": ".expand",
+    "ExpansionResult": ".expand",
 }
 
 __all__ = [
