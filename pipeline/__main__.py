@@ -61,8 +61,15 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """Bad flags end with one line on stderr and exit status 2 (argparse would print the whole usage first)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description="ComfyUI-AuraFlow core")
+    parser = _OneLineErrors(prog="python -m pipeline", description="ComfyUI-AuraFlow core")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("demo", help="run the whole local path on a tiny random-weight model (no downloads)")
     p.add_argument("--prompt", default="a lighthouse at dusk above a stormy sea, oil painting")
@@ -72,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--out", default="auraflow-demo")
     p.set_defaults(run=demo)
+    from . import cli_generate
+
+    cli_generate.add_parser(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
