@@ -9,22 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .errors import (
-    AuraFlowError,
-    AuthenticationError,
-    CancelledError,
-    CorruptCheckpointError,
-    InvalidInputError,
-    MissingComponentError,
-    MissingCredentialsError,
-    ModelLoadError,
-    RemoteError,
-    RemoteTimeoutError,
-    RemoteValidationError,
-    ResultDownloadError,
-    UnrecognizedLayoutError,
-    UnsafeCheckpointError,
-)
+from . import errors as _errors
+from .errors import *  # noqa: F403  (the hierarchy is the public error surface; errors.__all__ lists it)
 
 # public name -> module that defines it (imported lazily)
 _LAZY = {
@@ -37,23 +23,7 @@ _LAZY = {
     "ExpansionResult": ".expand",
 }
 
-__all__ = [
-    "AuraFlowError",
-    "AuthenticationError",
-    "CancelledError",
-    "CorruptCheckpointError",
-    "InvalidInputError",
-    "MissingComponentError",
-    "MissingCredentialsError",
-    "ModelLoadError",
-    "RemoteError",
-    "RemoteTimeoutError",
-    "RemoteValidationError",
-    "ResultDownloadError",
-    "UnrecognizedLayoutError",
-    "UnsafeCheckpointError",
-    *_LAZY,
-]
+__all__ = [*_errors.__all__, *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -17,20 +17,10 @@ from typing import Any
 
 import torch
 
-TOKENIZER_CONFIG: dict[str, Any] = {
-    # Real AuraFlow uses a LLaMA SentencePiece model through LlamaTokenizer(Fast): no BOS, EOS appended,
-    # padding on the right to 256 tokens (pads are masked in the encoder and zeroed afterwards).
-    "tokenizer_class": "LlamaTokenizer",
-    "add_bos_token": False,
-    "add_eos_token": True,
-    "unk_token": "<unk>",
-    "bos_token": "<s>",
-    "eos_token": "</s>",
-    "pad_token": "<unk>",
-    "padding_side": "right",
-    "model_max_length": 256,
-    "legacy": False,
-}
+from .tokenizer import SENTENCEPIECE_CONFIG
+
+# the real model's tokenizer settings (no BOS, EOS appended, right padding), shared with bare tokenizer.model files
+TOKENIZER_CONFIG = SENTENCEPIECE_CONFIG
 
 _CORPUS = (
     "a photo of a cat sitting on a red chair in a sunlit room",
