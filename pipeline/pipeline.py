@@ -197,7 +197,8 @@ class AuraFlow:
             x = noise
         x = euler_flow_sample(self.transformer, x, sigmas, context, guidance_scale=float(guidance_scale),
                               callback=callback)
-        raw = x / self.scaling_factor
+        # unscale in the VAE's dtype, as diffusers does (an fp16 model's VAE runs in fp32: divide after the cast)
+        raw = x.to(next(self.vae.parameters()).dtype) / self.scaling_factor
         images = None if output_type == "latent" else self.decode(raw, output_type=output_type)
         return GenerationResult(images=images, latents=raw.to(torch.float32).cpu(), seed=seed,
                                 prompt=prompt if prompt is not None else list(positive.texts))

@@ -114,14 +114,15 @@ def fill_module(module: torch.nn.Module, sources: Mapping[str, Source], *, dtype
         if unexpected:
             details.append(f"{len(unexpected)} unexpected, e.g. {', '.join(unexpected[:4])}")
         raise ModelLoadError(f"{what}: the weights do not fit the model ({'; '.join(details)}).", path=path)
+    fp32_names = _kept_in_fp32(module, expected, dtype)
     for name, read in sources.items():
         target = expected[name]
         tensor = read()
         if tuple(tensor.shape) != tuple(target.shape):
             raise ModelLoadError(f"{what}: tensor {name!r} has shape {tuple(tensor.shape)}, the model needs "
                                  f"{tuple(target.shape)}.", path=path)
-        keep_float = not tensor.is_floating_point()
-        tensor = tensor.to(device=device, dtype=None if keep_float else dtype)
+        target_dtype = None if not tensor.is_floating_point() else (torch.float32 if name in fp32_names else dtype)
+        tensor = tensor.to(device=device, dtype=target_dtype)
         _assign(module, name, tensor)
         del tensor
     _retie(module, tied)
@@ -139,6 +140,20 @@ def _assign(module: torch.nn.Module, name: str, tensor: torch.Tensor) -> None:
         owner._parameters[attr] = torch.nn.Parameter(tensor, requires_grad=False)
     else:
         owner._buffers[attr] = tensor
+
+
+def _kept_in_fp32(module: torch.nn.Module, names: Mapping[str, Any], dtype: torch.dtype) -> set[str]:
+    """Parameters the model class says must stay float32 in half precision, as ``from_pretrained`` keeps them.
+
+    transformers' UMT5 lists its feed-forward output ``wo`` (fp16 overflows there) in ``_keep_in_fp32_modules``
+    (fp16 only); ``_keep_in_fp32_modules_strict`` applies to bf16 as well. diffusers models use the same names.
+    """
+    keep: set[str] = set()
+    if dtype == torch.float16:
+        keep.update(getattr(module, "_keep_in_fp32_modules", None) or ())
+    if dtype in (torch.float16, torch.bfloat16):
+        keep.update(getattr(module, "_keep_in_fp32_modules_strict", None) or ())
+    return {name for name in names if keep.intersection(name.split("."))}
 
 
 def _tied_targets(module: torch.nn.Module) -> dict[str, str]:

@@ -43,3 +43,34 @@ def test_images_match_diffusers(case: str, tiny_pipe: Any, reference: Any) -> No
     assert diff <= TOLERANCE, f"{case}: max |ours - diffusers| = {diff:.3g}"
     # a result that ignores its inputs would match nothing: make sure the images are not degenerate
     assert float(expected.std()) > 1e-3
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+def test_half_precision_matches_diffusers(tiny_dir: Path, tmp_path: Path, dtype: str) -> None:
+    """bf16, and fp16 (whose VAE runs upcast to fp32), round exactly like diffusers.
+
+    For fp16 the weights come from an fp16-variant folder, as real AuraFlow's half-precision files do: diffusers
+    casts the VAE's weights to fp16 and back when it upcasts, so from fp32 files it would decode with rounded
+    weights while we keep the file's precision. With fp16 files both read the same values (and the test checks
+    that our loader picks the ``.fp16`` variant for half precision).
+    """
+    import torch
+    from diffusers import AuraFlowPipeline
+
+    from pipeline import load_pipeline
+
+    torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    folder = tiny_dir
+    variant = None
+    if dtype == "fp16":
+        folder, variant = tmp_path / "fp16", "fp16"
+        AuraFlowPipeline.from_pretrained(tiny_dir, dtype=torch_dtype, local_files_only=True).save_pretrained(
+            folder, variant=variant)
+        assert (folder / "vae" / "diffusion_pytorch_model.fp16.safetensors").is_file()
+    reference = AuraFlowPipeline.from_pretrained(folder, dtype=torch_dtype, variant=variant, local_files_only=True)
+    ours = load_pipeline(folder, device="cpu", dtype=dtype)
+    args = {"seed": 3, "num_inference_steps": 3, "width": 64, "height": 64}
+    expected = reference_images(reference, prompt="a cat", **args)
+    got = ours.generate("a cat", output_type="np", **args).images
+    diff = float(np.abs(got - expected).max())
+    assert diff <= TOLERANCE, f"{dtype}: max |ours - diffusers| = {diff:.3g}"
