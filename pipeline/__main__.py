@@ -79,9 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--out", default="auraflow-demo")
     p.set_defaults(run=demo)
-    from . import cli_generate
+    from . import cli_generate, cli_workflow
 
     cli_generate.add_parser(commands)
+    cli_workflow.add_parser(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
