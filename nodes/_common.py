@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..pipeline.errors import AuraFlowError, CancelledError
@@ -19,6 +19,10 @@ log = logging.getLogger("ComfyUI-AuraFlow")
 
 CATEGORY_ROOT = "AuraFlow"
 SEED_MAX = 0xFFFF_FFFF_FFFF_FFFF
+# The custom types our local nodes pass between themselves (an AuraFlow model and its prompt encodings). ComfyUI
+# only lets an output connect to an input of the same type name, so these never reach a core node by mistake.
+MODEL_TYPE = "AURAFLOW_MODEL"
+CONDITIONING_TYPE = "AURAFLOW_CONDITIONING"
 
 
 def _comfy_model_management() -> Any | None:
@@ -40,6 +44,44 @@ def raise_if_interrupted() -> None:
     mm = _comfy_model_management()
     if mm is not None:
         mm.throw_exception_if_processing_interrupted()
+
+
+def comfy_device() -> Any | None:
+    """ComfyUI's compute device (it honours --cpu and the chosen GPU); None outside ComfyUI (the core picks)."""
+    mm = _comfy_model_management()
+    return None if mm is None else mm.get_torch_device()
+
+
+def low_vram() -> bool:
+    """True when ComfyUI runs with --lowvram / --novram (or chose that mode itself for a small GPU)."""
+    mm = _comfy_model_management()
+    if mm is None:
+        return False
+    state, states = getattr(mm, "vram_state", None), getattr(mm, "VRAMState", None)
+    if state is None or states is None:
+        return False
+    return state in (getattr(states, "LOW_VRAM", None), getattr(states, "NO_VRAM", None))
+
+
+def free_comfy_memory(required_bytes: int, device: Any | None, *, everything: bool = False) -> None:
+    """Ask ComfyUI to unload its own models so ours fit; nothing outside ComfyUI.
+
+    Our modules are not ComfyUI ``ModelPatcher``s, so ComfyUI cannot evict them itself: we make room before we
+    load or sample instead. ``everything`` unloads all of ComfyUI's models (before loading a checkpoint of many
+    GB); otherwise ``required_bytes`` are freed on ``device``. Failures are logged, never raised: a memory
+    hint must not stop a generation that might fit anyway.
+    """
+    mm = _comfy_model_management()
+    if mm is None:
+        return
+    try:
+        if everything:
+            mm.unload_all_models()
+        elif device is not None:
+            mm.free_memory(int(required_bytes), device)
+        mm.soft_empty_cache()
+    except Exception:  # ComfyUI's memory API changes between versions; never fatal
+        log.warning("could not free ComfyUI memory", exc_info=True)
 
 
 class Progress:
@@ -88,8 +130,13 @@ class AuraFlowNodeError(RuntimeError):
 
 
 @contextlib.contextmanager
-def node_errors(node_name: str) -> Iterator[None]:
-    """Turn core errors into one readable ComfyUI error and a user's cancel into ComfyUI's interrupt."""
+def node_errors(node_name: str, hints: Mapping[type[AuraFlowError], str] | None = None) -> Iterator[None]:
+    """Turn core errors into one readable ComfyUI error and a user's cancel into ComfyUI's interrupt.
+
+    ``hints`` adds node-level advice to errors of a given class (the first matching class wins): the core's
+    message says what was wrong in its own terms (arguments, paths); the node knows which widget or folder
+    fixes it.
+    """
     try:
         yield
     except CancelledError:
@@ -101,4 +148,5 @@ def node_errors(node_name: str) -> Iterator[None]:
         raise
     except AuraFlowError as exc:
         log.debug("%s failed", node_name, exc_info=True)
-        raise AuraFlowNodeError(f"{node_name}: {exc}") from None
+        hint = next((text for cls, text in (hints or {}).items() if isinstance(exc, cls)), None)
+        raise AuraFlowNodeError(f"{node_name}: {exc}" + (f" {hint}" if hint else "")) from None
