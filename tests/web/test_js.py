@@ -33,3 +33,25 @@ def test_served_js_parses_as_an_es_module(path) -> None:
 def test_no_test_file_is_served_as_an_extension() -> None:
     """ComfyUI loads every .js under web/ into the browser: tests must live elsewhere."""
     assert not [p for p in SERVED_JS if ".test." in p.name or "tests" in p.parts[len(ROOT.parts):]]
+
+
+COMFY_SCRIPTS = {"app.js", "api.js", "widgets.js", "ui.js", "utils.js", "domWidget.js"}
+
+
+@pytest.mark.parametrize("path", SERVED_JS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_relative_imports_resolve_where_comfyui_serves_them(path) -> None:
+    """ComfyUI serves web/<rel> at /extensions/<pack folder>/<rel>: from web/js/ the frontend's shims
+    (/scripts/app.js …) are three levels up, our own modules are beside."""
+    import posixpath
+    import re
+
+    url = "/extensions/ComfyUI-AuraFlow/" + path.relative_to(ROOT / "web").as_posix()
+    specs = re.findall(r'^\s*import\s[^"\']*["\']([^"\']+)["\']', path.read_text(encoding="utf-8"), flags=re.M)
+    for spec in specs:
+        assert spec.startswith("."), f"{spec}: use relative URLs"
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(url), spec))
+        if target.startswith("/scripts/"):
+            assert target.removeprefix("/scripts/") in COMFY_SCRIPTS, target
+        else:
+            prefix = "/extensions/ComfyUI-AuraFlow/"
+            assert target.startswith(prefix) and (ROOT / "web" / target.removeprefix(prefix)).is_file(), target

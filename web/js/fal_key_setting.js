@@ -3,8 +3,8 @@
 // itself never holds the key: it is drawn by our own render function (a password field with Save / Remove that
 // writes nothing into ComfyUI's settings), and shows only whether a key is set and where from (file or environment).
 // Should a frontend show a plain text field instead, onChange sends the value once and clears the setting.
-import { app } from "../../scripts/app.js";
-import { api } from "../../scripts/api.js";
+import { app } from "../../../scripts/app.js";
+import { api } from "../../../scripts/api.js";
 import { KEY_ROUTE, decideKeySettingChange, keyInputProblem, keyStatusLabel } from "./auraflow_logic.js";
 
 const SETTING_ID = "AuraFlow.FalKey";

@@ -2,8 +2,8 @@
 // ticking every second, the tail of the model's log) and how it ended (done / failed / cancelled, with the time).
 // Data comes from the "auraflow.fal_status" event (nodes/_ui_events.py); ComfyUI's own progress_text line on
 // the node stays as the plain-text version. Nothing here is saved in the workflow.
-import { app } from "../../scripts/app.js";
-import { api } from "../../scripts/api.js";
+import { app } from "../../../scripts/app.js";
+import { api } from "../../../scripts/api.js";
 import {
     FAL_NODES,
     FAL_STATUS_EVENT,

@@ -5,9 +5,9 @@
 //   from the "auraflow.prompt" event (nodes/_ui_events.py), as their `prompt` output holds it.
 // The box is added after every input widget and is not serialised, so the positional widgets_values of the real
 // inputs keep their places and saved workflows do not change.
-import { app } from "../../scripts/app.js";
-import { api } from "../../scripts/api.js";
-import { ComfyWidgets } from "../../scripts/widgets.js";
+import { app } from "../../../scripts/app.js";
+import { api } from "../../../scripts/api.js";
+import { ComfyWidgets } from "../../../scripts/widgets.js";
 import { PROMPT_EVENT, promptDisplayText } from "./auraflow_logic.js";
 
 const EXPAND_NODE = "AuraFlowPromptExpand";
