@@ -17,6 +17,7 @@ from ..pipeline import fal
 from ..pipeline.errors import ResultDownloadError
 from . import _common
 from ._common import CATEGORY_ROOT, SEED_MAX, node_errors, send_progress_text
+from ._ui_events import send_fal_status, send_prompt_used
 
 APP_ID = "fal-ai/aura-flow"
 CATEGORY = f"{CATEGORY_ROOT}/remote"
@@ -47,20 +48,32 @@ class _Reporter:
         self.start = time.monotonic()
         self.request_id: str | None = None
         self.line = "submitting"
+        # the same news as structured data for web/js/fal_status.js (see _ui_events)
+        self.phase = "submitting"
+        self.position: int | None = None
+        self.logs: tuple[str, ...] = ()
+        self.error: str | None = None
         self._shown_at = 0.0
 
     def on_submit(self, handle: fal.RequestHandle) -> None:
         self.request_id = handle.request_id
         self.line = "queued"
+        self.phase = "queued"
         self._show()
 
     def on_update(self, status: fal.Status) -> None:
         if isinstance(status, fal.Queued):
             self.line = f"queued, position {status.position + 1}"
+            self.phase, self.position = "queued", status.position + 1
         elif isinstance(status, fal.InProgress):
             self.line = "running" + (f": {status.logs[-1].message}" if status.logs else "")
+            self.phase, self.position = "running", None
+            self.logs = tuple(entry.message for entry in status.logs)
         else:
             self.line = "downloading" if status.error is None else f"failed: {status.error}"
+            self.phase = "downloading" if status.error is None else "failed"
+            self.position, self.error = None, status.error
+            self.logs = tuple(entry.message for entry in status.logs) or self.logs
         self._show()
 
     def should_cancel(self) -> bool:
@@ -73,6 +86,8 @@ class _Reporter:
         elapsed = self._shown_at - self.start
         rid = f"\nrequest {self.request_id}" if self.request_id else ""
         send_progress_text(f"{self.what} · {self.line} · {elapsed:.0f} s{rid}", self.node_id)
+        send_fal_status(self.node_id, phase=self.phase, elapsed_s=elapsed, position=self.position, logs=self.logs,
+                        request_id=self.request_id, error=self.error)
 
 
 def _outputs(result: fal.FalResult) -> tuple[Any, int, str, str]:
@@ -166,9 +181,11 @@ class AuraFlowFal:
                 result = await fal.run(APP_ID, arguments, on_submit=reporter.on_submit, on_update=reporter.on_update,
                                        should_cancel=reporter.should_cancel, timeout=TIMEOUT_S,
                                        config=CLIENT_CONFIG)
-                return _outputs(result)
+                outputs = _outputs(result)
             except ResultDownloadError as exc:
                 raise _with_result_hint(exc) from exc
+        send_prompt_used(unique_id, outputs[2])
+        return outputs
 
 
 class AuraFlowFalResult:
@@ -204,7 +221,9 @@ class AuraFlowFalResult:
             result = await fal.fetch_result(APP_ID, request_id, on_update=reporter.on_update,
                                             should_cancel=reporter.should_cancel, timeout=TIMEOUT_S,
                                             config=CLIENT_CONFIG)
-            return _outputs(result)
+            outputs = _outputs(result)
+        send_prompt_used(unique_id, outputs[2])
+        return outputs
 
 
 NODES = (AuraFlowFal, AuraFlowFalResult)

@@ -10,8 +10,10 @@ widget (ComfyUI saves widget values into workflows and PNG metadata), a log line
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import tempfile
 from collections.abc import Generator, Mapping
 from pathlib import Path
 
@@ -83,6 +85,51 @@ def read_key(environ: Mapping[str, str] | None = None) -> str:
     if key is None:
         raise MissingCredentialsError("no fal.ai key is configured. " + HOW_TO_SET_KEY.format(path=path))
     return key
+
+
+def key_source(environ: Mapping[str, str] | None = None) -> str | None:
+    """Where :func:`read_key` would take the key from: ``"env"``, ``"file"`` or None; never the key itself.
+
+    Says only where a key is configured, not whether it works; the ComfyUI setting shows this.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("FAL_KEY") or (env.get("FAL_KEY_ID") and env.get("FAL_KEY_SECRET")):
+        return "env"
+    return "file" if key_file_path(env).is_file() else None
+
+
+def write_key_file(key: str, environ: Mapping[str, str] | None = None) -> Path:
+    """Store ``key`` in the user-level key file, readable only by the user; returns the file's path.
+
+    The key is checked as :func:`read_key` would (:class:`MissingCredentialsError`, never quoting it). The file
+    is created with mode 0600 from the start (never briefly world-readable) in the same folder, then renamed
+    over the old one, so a reader sees the old key or the new one, never half a file. The folder is made 0700.
+    """
+    key = _check_key(key, "the fal key")
+    path = key_file_path(environ)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{KEY_FILE_NAME}.", dir=path.parent)  # mkstemp creates with 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(key + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)  # explicit, whatever the umask or platform default
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def clear_key_file(environ: Mapping[str, str] | None = None) -> bool:
+    """Remove the user-level key file; True when there was one. The environment variables are not touched."""
+    try:
+        key_file_path(environ).unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def redact(text: str, secret: str | None = None) -> str:
