@@ -27,6 +27,7 @@ from ._common import (
     node_errors,
     send_progress_text,
 )
+from ._ui_events import send_prompt_used
 from .expand import expand_for_generation
 
 log = logging.getLogger("ComfyUI-AuraFlow")
@@ -329,6 +330,7 @@ class AuraFlowGenerate:
                 width=int(width), height=int(height), output_type="pt",
                 callback=_StepReporter(int(num_inference_steps), unique_id, model.device),
             )
+        send_prompt_used(unique_id, used)
         return (result.images, result.seed, used)
 
 
