@@ -58,25 +58,34 @@ def test_cancel_running_stops_within_one_step(start_server: Start, tiny_pipe: An
 
 
 def test_stream_reports_progress_and_closes_after_completed(start_server: Start, tiny_pipe: Any) -> None:
-    from pipeline.serve import LocalBackend
+    import threading
 
-    server = start_server(backend=LocalBackend(pipe=SlowPipe(tiny_pipe, step_delay=0.12)))
-    req = _submit(server, num_inference_steps=4)
+    from pipeline.serve import LocalBackend, ServeOptions
+
+    # The gate keeps the job silent for a while (keep-alive comments), then it runs 4 logged steps.
+    gated = GatedBackend(LocalBackend(pipe=SlowPipe(tiny_pipe, step_delay=0.05)))
+    server = start_server(backend=gated, options=ServeOptions(keepalive=0.1))
+    req = _submit(server, prompt="block until released", num_inference_steps=4)
+    timer = threading.Timer(0.6, gated.release.set)
+    timer.start()
     events, comments = [], 0
     started = time.monotonic()
-    with httpx.stream("GET", req["status_url"] + "/stream", params={"logs": "1"}, timeout=20) as resp:
-        assert resp.headers["content-type"].startswith("text/event-stream")
-        for line in resp.iter_lines():  # ends when the server closes the stream
-            if line.startswith(":"):
-                comments += 1
-            elif line.startswith("data: "):
-                events.append(json.loads(line[6:]))
+    try:
+        with httpx.stream("GET", req["status_url"] + "/stream", params={"logs": "1"}, timeout=20) as resp:
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            for line in resp.iter_lines():  # ends when the server closes the stream
+                if line.startswith(":"):
+                    comments += 1
+                elif line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+    finally:
+        timer.cancel()
     assert time.monotonic() - started < 15
     assert events[-1]["status"] == "COMPLETED" and events[-1]["error"] is None
     assert [e["status"] for e in events].count("COMPLETED") == 1
     progress = [e for e in events if e["status"] == "IN_PROGRESS"]
     assert any(any(m["message"] == "step 2/4" for m in e["logs"]) for e in progress)
-    assert comments >= 1  # keep-alive comments while steps are slower than the keep-alive interval
+    assert comments >= 2  # keep-alive comments while the job was silent
 
 
 def test_stream_of_finished_request_sends_one_event(start_server: Start) -> None:
