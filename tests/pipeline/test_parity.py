@@ -46,6 +46,7 @@ def test_images_match_diffusers(case: str, tiny_pipe: Any, reference: Any) -> No
 
 
 @pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+@pytest.mark.filterwarnings("ignore:`upcast_vae` is deprecated:FutureWarning")  # inside diffusers' reference
 def test_half_precision_matches_diffusers(tiny_dir: Path, tmp_path: Path, dtype: str) -> None:
     """bf16, and fp16 (whose VAE runs upcast to fp32), round exactly like diffusers.
 
