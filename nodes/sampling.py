@@ -114,6 +114,11 @@ _CFG_TOOLTIP = ("Classifier-free guidance: higher follows the prompt more litera
 # AuraFlowTextEncode
 
 
+_PROMPT_INPUT = ("STRING", {"multiline": True, "default": "",
+                             "tooltip": "What to draw. AuraFlow reads up to 256 tokens (about 180 words) and "
+                                        "follows long, concrete descriptions well."})
+
+
 class AuraFlowTextEncode:
     """Encode a prompt and a negative prompt once; the sampler reuses them for every seed and step count."""
 
@@ -133,9 +138,7 @@ class AuraFlowTextEncode:
         return {
             "required": {
                 "model": (MODEL_TYPE, {"tooltip": _MODEL_TOOLTIP}),
-                "prompt": ("STRING", {"multiline": True, "default": "",
-                                      "tooltip": "What to draw. AuraFlow reads up to 256 tokens (about 180 "
-                                                 "words) and follows long, concrete descriptions well."}),
+                "prompt": _PROMPT_INPUT,
                 "negative_prompt": ("STRING", {"multiline": True, "default": "",
                                                "tooltip": "What to steer away from (used only when cfg > 1). "
                                                           "Empty is AuraFlow's default."}),
@@ -281,9 +284,7 @@ class AuraFlowGenerate:
         return {
             "required": {
                 "model": (MODEL_TYPE, {"tooltip": _MODEL_TOOLTIP}),
-                "prompt": ("STRING", {"multiline": True, "default": "",
-                                      "tooltip": "What to draw. AuraFlow reads up to 256 tokens (about 180 "
-                                                 "words) and follows long, concrete descriptions well."}),
+                "prompt": _PROMPT_INPUT,
                 "num_images": ("INT", {"default": 1, "min": 1, "max": MAX_BATCH,
                                        "tooltip": "Images per run, returned as one batch (one seed, one noise "
                                                   "draw). Memory and time grow with it."}),
