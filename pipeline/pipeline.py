@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ import torch
 from .checks import check_generation, check_prompts, check_size
 from .encoding import PromptEmbeddings, encode_texts
 from .errors import InvalidInputError
+from .offload import OFFLOAD_MODES, BlockStreamer, on_device
 from .sampler import StepCallback, euler_flow_sample
 from .schedule import DEFAULT_SHIFT, partial_sigmas
 
@@ -62,32 +63,66 @@ class AuraFlow:
     offload_text_encoder: bool = False
     """Keep the text encoder on the CPU between encodings (moved to ``device`` only while encoding): frees
     ~2.5 GB of GPU memory for sampling at the cost of a transfer per new prompt."""
+    offload: str = "none"
+    """``"none"``, ``"model"`` or ``"sequential"``: see :meth:`set_memory_options` and ``offload.py``."""
     _negative_cache: dict[str, PromptEmbeddings] = field(default_factory=dict, repr=False)
+    _streamer: BlockStreamer | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.offload_text_encoder:
             self.text_encoder.to("cpu")
 
     # ------------------------------------------------------------------------------------------ memory modes
-    def set_memory_options(self, *, offload_text_encoder: bool | None = None, vae_tiling: bool | None = None
-                           ) -> None:
-        """Trade speed for GPU memory: text encoder offload, and tiled VAE decoding for large images."""
+    def set_memory_options(self, *, offload_text_encoder: bool | None = None, vae_tiling: bool | None = None,
+                           offload: str | None = None, resident_blocks: int = 0) -> None:
+        """Trade speed for GPU memory; every option leaves the arithmetic, hence the images, unchanged.
+
+        ``offload_text_encoder``: the text encoder stays on the CPU between encodings (~2.5 GB freed for v0.3).
+        ``vae_tiling``: decode in overlapping tiles (diffusers' ``AutoencoderKL.enable_tiling``), so 1536 x 1536
+        decodes in bounded memory; tiles are blended, so pixels differ slightly from an untiled decode
+        (``bench/vae_tiling.py`` reports by how much). ``offload``: ``"model"`` keeps text encoder, transformer
+        and VAE in host memory and moves each to the GPU for its own phase; ``"sequential"`` also streams the
+        transformer block by block, keeping the first ``resident_blocks`` blocks on the GPU (``offload.py``).
+        On CPU every offload mode is a no-op.
+        """
         if offload_text_encoder is not None:
             self.offload_text_encoder = offload_text_encoder
-            self.text_encoder.to("cpu" if offload_text_encoder else self.device)
+            self.text_encoder.to("cpu" if offload_text_encoder or self.offload != "none" else self.device)
         if vae_tiling is not None:
             (self.vae.enable_tiling if vae_tiling else self.vae.disable_tiling)()
+        if offload is not None:
+            if offload not in OFFLOAD_MODES:
+                raise InvalidInputError("offload", offload, f"one of {', '.join(OFFLOAD_MODES)}")
+            if resident_blocks < 0:
+                raise InvalidInputError("resident_blocks", resident_blocks, "an integer >= 0")
+            self._set_offload(offload, resident_blocks)
 
-    @contextlib.contextmanager
-    def _text_encoder_ready(self) -> Iterator[None]:
-        if not self.offload_text_encoder or self.device.type == "cpu":
-            yield
-            return
-        self.text_encoder.to(self.device)
-        try:
-            yield
-        finally:
-            self.text_encoder.to("cpu")
+    def _set_offload(self, mode: str, resident_blocks: int) -> None:
+        if self._streamer is not None:
+            self._streamer.remove(home=self.device)
+            self._streamer = None
+        host = torch.device("cpu")
+        self.offload = mode
+        if self.device == host:
+            return  # nothing to move: the weights already live in host memory
+        self.text_encoder.to(host if mode != "none" or self.offload_text_encoder else self.device)
+        self.vae.to(host if mode != "none" else self.device)
+        if mode == "sequential":
+            self.transformer.to(host)
+            self._streamer = BlockStreamer(self.transformer, self.device, resident_blocks=resident_blocks)
+        else:
+            self.transformer.to(host if mode == "model" else self.device)
+
+    def _phase(self, part: str) -> contextlib.AbstractContextManager[None]:
+        """The part's weights on the GPU for one phase (encode, sample, decode) when it is offloaded."""
+        module = getattr(self, part)
+        offloaded = {"text_encoder": self.offload != "none" or self.offload_text_encoder,
+                     "transformer": self.offload == "model",
+                     "vae": self.offload != "none"}[part]
+        return on_device(module, self.device) if offloaded else contextlib.nullcontext()
+
+    def _text_encoder_ready(self) -> contextlib.AbstractContextManager[None]:
+        return self._phase("text_encoder")
 
     # ----------------------------------------------------------------------------------------------- geometry
     @property
@@ -195,8 +230,9 @@ class AuraFlow:
             x = (sigma0 * noise.to(torch.float32) + (1.0 - sigma0) * start).to(self.dtype)
         else:
             x = noise
-        x = euler_flow_sample(self.transformer, x, sigmas, context, guidance_scale=float(guidance_scale),
-                              callback=callback)
+        with self._phase("transformer"):
+            x = euler_flow_sample(self.transformer, x, sigmas, context, guidance_scale=float(guidance_scale),
+                                  callback=callback)
         # unscale in the VAE's dtype, as diffusers does (an fp16 model's VAE runs in fp32: divide after the cast)
         raw = x.to(next(self.vae.parameters()).dtype) / self.scaling_factor
         images = None if output_type == "latent" else self.decode(raw, output_type=output_type)
@@ -210,7 +246,8 @@ class AuraFlow:
         if latents.ndim != 4 or latents.shape[1] != LATENT_CHANNELS:
             raise InvalidInputError("latents", tuple(latents.shape), "N x 4 x H/8 x W/8 (AuraFlow/SDXL latents)")
         vae_dtype = next(self.vae.parameters()).dtype
-        decoded = self.vae.decode(latents.to(device=self.device, dtype=vae_dtype), return_dict=False)[0]
+        with self._phase("vae"):
+            decoded = self.vae.decode(latents.to(device=self.device, dtype=vae_dtype), return_dict=False)[0]
         images = (decoded * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).to(torch.float32).cpu()
         if output_type == "pt":
             return images
