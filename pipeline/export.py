@@ -20,6 +20,7 @@ __all__ = [
     "COMFY_TRANSFORMER_PREFIX",
     "COMFY_VAE_PREFIX",
     "write_comfy_all_in_one",
+    "write_gguf_transformer",
     "write_original_transformer",
 ]
 
@@ -67,3 +68,39 @@ def write_comfy_all_in_one(transformer_sd: Mapping[str, torch.Tensor],
             del text["encoder.embed_tokens.weight"]
         tensors.update({COMFY_TEXT_ENCODER_PREFIX + k: v for k, v in text.items()})
     return _save(tensors, path, metadata)
+
+
+def write_gguf_transformer(transformer_sd: Mapping[str, torch.Tensor], path: str | Path, qtype: str = "F16",
+                           metadata: Mapping[str, str] | None = None) -> Path:
+    """Write a diffusers transformer state dict as a GGUF file like city96's AuraFlow ones (original names).
+
+    ``qtype`` (``"F16"``, ``"BF16"``, ``"Q8_0"``, ``"Q4_0"``, any ``gguf.GGMLQuantizationType`` name) applies to
+    2-D weights whose rows split into whole blocks; the rest is written F32, as city96's converter keeps small and
+    odd-shaped tensors in full precision. Needs the optional ``gguf`` package. Used by tests and benchmarks.
+    """
+    import numpy as np
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFWriter
+    from gguf.quants import quantize
+
+    kind = GGMLQuantizationType[qtype]
+    block = GGML_QUANT_SIZES[kind][0]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = GGUFWriter(str(path), "aura")
+    for key, value in (metadata or {}).items():
+        writer.add_string(key, str(value))
+    for name, tensor in diffusers_transformer_to_original(transformer_sd).items():
+        array = tensor.detach().to(torch.float32).contiguous().numpy()
+        if array.ndim == 2 and array.shape[-1] % block == 0:
+            if kind == GGMLQuantizationType.F16:
+                writer.add_tensor(name, array.astype(np.float16))
+            else:
+                data = quantize(array, kind)
+                writer.add_tensor(name, data, raw_shape=data.shape, raw_dtype=kind)
+        else:
+            writer.add_tensor(name, array)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

@@ -7,7 +7,13 @@ Sources, told apart by what is on disk:
   ``text_encoders.pile_t5xl.transformer.``), fal's original transformer-only layout (``double_layers.…``), or a
   diffusers transformer alone; parts the file lacks come from ``components`` (a diffusers folder or repo id)
   or from single files given as ``text_encoder=`` / ``vae=``;
+* a **GGUF file** (city96's transformer-only AuraFlow GGUF, original names; needs the optional ``gguf``
+  package): quantised weights stay quantised and are dequantised per layer at forward (``quantized.py``); the
+  other parts come from ``components`` / ``text_encoder=`` / ``vae=`` as for a transformer-only file;
 * a **Hugging Face repo id** already in the local cache (never downloaded here).
+
+``weight_format="fp8"`` stores the transformer blocks' Linear weights as float8_e4m3fn (half of bf16), widened
+per layer at forward; it is built on the CPU and moved, so the GPU never holds the full-precision weights.
 
 Modules are built on the meta device and filled tensor by tensor (``weights.py``): one copy of the weights.
 """
@@ -23,7 +29,9 @@ from typing import Any
 import torch
 
 from .errors import MissingComponentError, ModelLoadError, UnrecognizedLayoutError
+from .gguf_file import GGUF_SUFFIXES
 from .pipeline import AuraFlow
+from .quantized import FP8_FORMATS, quantize_fp8
 from .schedule import DEFAULT_SHIFT
 from .tokenizer import find_tokenizer, open_tokenizer
 from .weights import (
@@ -71,24 +79,36 @@ def load_pipeline(
     text_encoder: str | Path | None = None,
     vae: str | Path | None = None,
     num_attention_heads: int | None = None,
+    weight_format: str | None = None,
 ) -> AuraFlow:
     """Load AuraFlow from ``source`` (a diffusers folder, a ``.safetensors`` file or a cached repo id).
 
     ``components``: a diffusers folder (or cached repo id) supplying whatever a single file lacks.
     ``tokenizer``: a tokenizer folder or ``tokenizer.model``; else one is searched for (see ``tokenizer.py``).
     ``num_attention_heads``: only for non-standard single files whose head split is not the real 12 x 256.
+    ``weight_format``: None (the weights in ``dtype``) or ``"fp8"`` / ``"fp8_e4m3fn"`` (transformer blocks
+    stored in float8, per-tensor scale; see ``quantized.py``).
     """
     device, dtype = default_device_and_dtype(device, dtype)
+    if weight_format is not None and weight_format not in FP8_FORMATS:
+        from .errors import InvalidInputError
+
+        raise InvalidInputError("weight_format", weight_format, f"None or one of {', '.join(FP8_FORMATS)}")
+    # fp8: fill the transformer in host memory, then quantise layer by layer straight onto the device
+    t_device = torch.device("cpu") if weight_format is not None else device
     path = _resolve(source)
     if path.is_dir():
         if not (path / "model_index.json").is_file():
             raise ModelLoadError(f"{path} is a folder without model_index.json: not a diffusers AuraFlow folder. "
                                  "Point at the folder that holds model_index.json, or at a .safetensors file.",
                                  path=path)
-        parts = _folder_parts(path, device, dtype, tokenizer)
+        parts = _folder_parts(path, device, dtype, tokenizer, transformer_device=t_device)
     else:
         parts = _single_file_parts(path, device, dtype, tokenizer=tokenizer, components=components,
-                                   text_encoder=text_encoder, vae=vae, num_attention_heads=num_attention_heads)
+                                   text_encoder=text_encoder, vae=vae, num_attention_heads=num_attention_heads,
+                                   transformer_device=t_device)
+    if weight_format is not None:
+        parts["transformer"] = quantize_fp8(parts["transformer"], FP8_FORMATS[weight_format], device).to(device)
     return AuraFlow(device=device, dtype=dtype, source=str(path), **parts)
 
 
@@ -100,7 +120,8 @@ def _resolve(source: str | Path) -> Path:
             refuse_pickle(path)
         return path
     text = str(source)
-    if path.suffix.lower() in PICKLE_SUFFIXES + SAFETENSORS_SUFFIXES or "/" not in text or text.count("/") != 1 \
+    file_suffixes = PICKLE_SUFFIXES + SAFETENSORS_SUFFIXES + GGUF_SUFFIXES
+    if path.suffix.lower() in file_suffixes or "/" not in text or text.count("/") != 1 \
             or text.startswith((".", "/", "~")):
         raise ModelLoadError(f"{source}: no such file or folder.", path=source)
     return _hub_snapshot(text)
@@ -128,8 +149,8 @@ def _hub_snapshot(repo_id: str) -> Path:
 
 
 # ---------------------------------------------------------------------------------------- diffusers folder
-def _folder_parts(folder: Path, device: torch.device, dtype: torch.dtype, tokenizer: str | Path | None
-                  ) -> dict[str, Any]:
+def _folder_parts(folder: Path, device: torch.device, dtype: torch.dtype, tokenizer: str | Path | None, *,
+                  transformer_device: torch.device) -> dict[str, Any]:
     index = read_json(folder / "model_index.json", "model_index.json")
     absent = [c for c in COMPONENTS if c not in index or not (folder / c).is_dir()]
     if absent:
@@ -139,7 +160,8 @@ def _folder_parts(folder: Path, device: torch.device, dtype: torch.dtype, tokeni
     shift = float(read_json(scheduler_cfg, "scheduler config").get("shift", DEFAULT_SHIFT)) \
         if scheduler_cfg.is_file() else DEFAULT_SHIFT
     return {
-        "transformer": _load_folder_component(folder / "transformer", _transformer_factory, device, dtype),
+        "transformer": _load_folder_component(folder / "transformer", _transformer_factory, transformer_device,
+                                              dtype),
         "text_encoder": _load_folder_component(folder / "text_encoder", _text_encoder_factory, device, dtype),
         "vae": _load_folder_component(folder / "vae", _vae_factory, device, _vae_dtype(dtype)),
         "tokenizer": open_tokenizer(Path(tokenizer) if tokenizer else folder / "tokenizer"),
@@ -216,31 +238,20 @@ def _vae_dtype(dtype: torch.dtype) -> torch.dtype:
 # ------------------------------------------------------------------------------------------- single files
 def _single_file_parts(path: Path, device: torch.device, dtype: torch.dtype, *, tokenizer: str | Path | None,
                        components: str | Path | None, text_encoder: str | Path | None, vae: str | Path | None,
-                       num_attention_heads: int | None) -> dict[str, Any]:
+                       num_attention_heads: int | None, transformer_device: torch.device) -> dict[str, Any]:
     companion = _resolve(components) if components is not None else None
     if companion is not None and not (companion / "model_index.json").is_file():
         raise ModelLoadError(f"components={components}: expected a diffusers AuraFlow folder (with "
                              "model_index.json).", path=companion)
     parts: dict[str, Any] = {"shift": DEFAULT_SHIFT}
-    with open_safetensors(path) as reader:
-        from . import configs, layouts  # after opening: a broken file is reported as such first
+    if path.suffix.lower() in GGUF_SUFFIXES:
+        from .gguf_loading import gguf_transformer
 
-        layout = layouts.detect_single_file(reader.shapes, path=path)
-        plan = layouts.transformer_plan(reader.shapes, layout, path=path)
-        config = configs.transformer_config(layouts.plan_shapes(plan), reader.metadata,
-                                            num_attention_heads=num_attention_heads)
-        parts["transformer"] = _fill_from_plan(reader, plan, lambda: _transformer_factory(config), device, dtype,
-                                               "transformer")
-        if layout.text_encoder_prefix is not None and text_encoder is None:
-            te_plan = layouts.text_encoder_plan(reader.shapes, layout.text_encoder_prefix, path=path)
-            te_config = configs.text_encoder_config(layouts.plan_shapes(te_plan), reader.metadata)
-            parts["text_encoder"] = _fill_from_plan(reader, te_plan, lambda: _text_encoder_factory(te_config),
-                                                    device, dtype, "text encoder")
-        if layout.vae_prefix is not None and vae is None:
-            vae_plan = layouts.vae_plan(reader.shapes, layout.vae_prefix, path=path)
-            vae_config = configs.vae_config(layouts.plan_shapes(vae_plan), reader.metadata)
-            parts["vae"] = _fill_from_plan(reader, vae_plan, lambda: _vae_factory(vae_config), device,
-                                           _vae_dtype(dtype), "VAE")
+        parts["transformer"] = gguf_transformer(path, transformer_device, dtype, _transformer_factory,
+                                                num_attention_heads=num_attention_heads)
+    else:
+        _safetensors_parts(parts, path, device, dtype, text_encoder=text_encoder, vae=vae,
+                           num_attention_heads=num_attention_heads, transformer_device=transformer_device)
     if "text_encoder" not in parts:
         parts["text_encoder"] = _extra_component("text_encoder", text_encoder, companion, path, device, dtype)
     if "vae" not in parts:
@@ -251,6 +262,30 @@ def _single_file_parts(path: Path, device: torch.device, dtype: torch.dtype, *, 
     parts["tokenizer"] = open_tokenizer(find_tokenizer(explicit=Path(tokenizer) if tokenizer else None,
                                                        weights=path, components=companion))
     return parts
+
+
+def _safetensors_parts(parts: dict[str, Any], path: Path, device: torch.device, dtype: torch.dtype, *,
+                       text_encoder: str | Path | None, vae: str | Path | None, num_attention_heads: int | None,
+                       transformer_device: torch.device) -> None:
+    with open_safetensors(path) as reader:
+        from . import configs, layouts  # after opening: a broken file is reported as such first
+
+        layout = layouts.detect_single_file(reader.shapes, path=path)
+        plan = layouts.transformer_plan(reader.shapes, layout, path=path)
+        config = configs.transformer_config(layouts.plan_shapes(plan), reader.metadata,
+                                            num_attention_heads=num_attention_heads)
+        parts["transformer"] = _fill_from_plan(reader, plan, lambda: _transformer_factory(config),
+                                               transformer_device, dtype, "transformer")
+        if layout.text_encoder_prefix is not None and text_encoder is None:
+            te_plan = layouts.text_encoder_plan(reader.shapes, layout.text_encoder_prefix, path=path)
+            te_config = configs.text_encoder_config(layouts.plan_shapes(te_plan), reader.metadata)
+            parts["text_encoder"] = _fill_from_plan(reader, te_plan, lambda: _text_encoder_factory(te_config),
+                                                    device, dtype, "text encoder")
+        if layout.vae_prefix is not None and vae is None:
+            vae_plan = layouts.vae_plan(reader.shapes, layout.vae_prefix, path=path)
+            vae_config = configs.vae_config(layouts.plan_shapes(vae_plan), reader.metadata)
+            parts["vae"] = _fill_from_plan(reader, vae_plan, lambda: _vae_factory(vae_config), device,
+                                           _vae_dtype(dtype), "VAE")
 
 
 def _fill_from_plan(reader: SafetensorsFile, plan: Mapping[str, Any],
