@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import ModuleType
 
 import pytest
 from testkit.pack import load_pack
+from testkit.stacks import tiny_folder
 
 
 @pytest.fixture(scope="session")
 def pack() -> ModuleType:
     return load_pack()
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny random AuraFlow saved as a diffusers folder, built once per run for every test that reads it."""
+    return tiny_folder(tmp_path_factory.mktemp("tiny"))
 
 
 _SECRET_ENV = ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "AURAFLOW_FAL_QUEUE_URL", "AURAFLOW_SERVE_KEYS")

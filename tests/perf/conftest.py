@@ -6,19 +6,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit.stacks import tiny_folder
 
 
 @pytest.fixture(scope="session")
-def perf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_folder(tmp_path_factory.mktemp("perf-tiny"))
+def perf_dir(tiny_dir: Path) -> Path:
+    return tiny_dir
 
 
 @pytest.fixture(scope="session")
-def perf_pipe(perf_dir: Path) -> Any:
+def perf_pipe(tiny_dir: Path) -> Any:
+    """A load of its own: the lever tests switch memory modes on it, which the pipeline tests must not see."""
     from pipeline import load_pipeline
 
-    return load_pipeline(perf_dir, device="cpu", dtype="fp32")
+    return load_pipeline(tiny_dir, device="cpu", dtype="fp32")
 
 
 @pytest.fixture

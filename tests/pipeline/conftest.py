@@ -1,4 +1,4 @@
-"""One tiny random AuraFlow, saved as a diffusers folder and loaded, shared by the pipeline tests."""
+"""The tiny random AuraFlow (``tiny_dir``, tests/conftest.py) loaded once, shared by the pipeline tests."""
 
 from __future__ import annotations
 
@@ -6,12 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit.stacks import tiny_folder
-
-
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_folder(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="session")
