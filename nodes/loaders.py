@@ -2,7 +2,9 @@
 
 Files come from ComfyUI's own model folders (through ``folder_paths``, so ``extra_model_paths.yaml`` works):
 ``checkpoints`` (the all-in-one ``aura_flow_0.3.safetensors``), ``diffusion_models`` (transformer-only files,
-which take their text encoder and VAE from a diffusers folder) and diffusers folders under ``models/diffusers``.
+``.safetensors`` or city96's ``.gguf``, which take their text encoder and VAE from a diffusers folder) and diffusers
+folders under ``models/diffusers``. The memory levers of ``pipeline`` (fp8 weight storage, model or sequential
+offload) are optional inputs at the end, so workflows saved before they existed load unchanged.
 
 Inside ComfyUI the model goes to ComfyUI's device (``--cpu`` gives the CPU), ComfyUI's own models are unloaded
 before ours is read, and ``--lowvram`` turns on text-encoder offload and VAE tiling. One model stays cached per
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ..pipeline.errors import MissingComponentError, ModelLoadError, UnrecognizedLayoutError
+from ..pipeline.gguf_file import GGUF_SUFFIXES
+from ..pipeline.offload import OFFLOAD_MODES
 from ..pipeline.weights import SAFETENSORS_SUFFIXES
 from ._common import CATEGORY_ROOT, MODEL_TYPE, comfy_device, free_comfy_memory, low_vram, node_errors
 
@@ -30,6 +34,10 @@ DIFFUSERS_FOLDER = "diffusers"
 DIFFUSERS_PREFIX = "diffusers/"  # names of diffusers folders in the list, so they never collide with file names
 NO_COMPONENTS = "none"
 WEIGHT_DTYPES = ("auto", "bf16", "fp16", "fp32")
+WEIGHT_FORMATS = ("default", "fp8_e4m3fn")  # default: the weights in weight_dtype (or GGUF's own types)
+# ComfyUI-GGUF's folder name for .gguf transformers, when that pack is installed beside ours
+GGUF_FOLDERS = ("diffusion_models", "unet_gguf")
+MAX_RESIDENT_BLOCKS = 64  # v0.3 has 36 blocks; more simply keeps all of them resident
 # ComfyUI's bundled Pile-T5 SentencePiece model (AuraFlow's tokenizer), a resource of the `comfy` package.
 COMFY_TOKENIZER = ("text_encoders", "t5_pile_tokenizer", "tokenizer.model")
 
@@ -79,8 +87,32 @@ def _diffusers_folders() -> dict[str, Path]:
     return found
 
 
+def _gguf_files() -> dict[str, Path]:
+    """Relative name -> path of each ``.gguf`` under the diffusion_models (and legacy unet) folders.
+
+    Scanned here rather than through ``get_filename_list``: ComfyUI filters that list by its own extensions,
+    which do not include ``.gguf`` unless ComfyUI-GGUF is installed and registers them.
+    """
+    fp = _folder_paths()
+    found: dict[str, Path] = {}
+    if fp is None:
+        return found
+    for folder in GGUF_FOLDERS:
+        try:
+            roots = list(fp.get_folder_paths(folder))
+        except Exception:  # folder name unknown to this ComfyUI
+            continue
+        for root in map(Path, roots):
+            if root.is_dir():
+                for file in sorted(root.rglob("*")):
+                    if file.suffix.lower() in GGUF_SUFFIXES and file.is_file():
+                        found.setdefault(file.relative_to(root).as_posix(), file)
+    return found
+
+
 def model_names() -> list[str]:
-    """The loader's choices: .safetensors files in checkpoints and diffusion_models, then diffusers folders."""
+    """The loader's choices: .safetensors files in checkpoints and diffusion_models, .gguf transformer files,
+    then diffusers folders."""
     fp = _folder_paths()
     names: list[str] = []
     if fp is not None:
@@ -90,6 +122,7 @@ def model_names() -> list[str]:
             except Exception:  # an unknown folder name on an old ComfyUI
                 continue
             names += [n for n in listed if n.lower().endswith(SAFETENSORS_SUFFIXES) and n not in names]
+    names += [n for n in _gguf_files() if n not in names]
     return names + list(_diffusers_folders())
 
 
@@ -112,6 +145,9 @@ def resolve_model(name: str) -> Path:
                 full = None
             if full:
                 return Path(full)
+    gguf = _gguf_files().get(name)
+    if gguf is not None:
+        return gguf
     if name and Path(name).exists():
         return Path(name)
     raise ModelLoadError(
@@ -164,6 +200,7 @@ class _Key:
     device: str
     dtype: str
     components: str
+    weight_format: str
 
 
 _cache: dict[_Key, Any] = {}
@@ -189,20 +226,21 @@ def clear_cache() -> None:
         pass
 
 
-def load_cached(path: Path, *, dtype: str, components: Path | None) -> Any:
+def load_cached(path: Path, *, dtype: str, components: Path | None, weight_format: str = "default") -> Any:
     """The model for ``path`` with these options, loading it unless it is the one already cached."""
     from ..pipeline import load_pipeline
 
     device = comfy_device()
-    key = _Key(str(path.resolve()), _stamp(path), str(device), dtype, str(components or ""))
+    key = _Key(str(path.resolve()), _stamp(path), str(device), dtype, str(components or ""), weight_format)
     model = _cache.get(key)
     if model is not None:
         return model
     clear_cache()  # one AuraFlow at a time: drop the old one before reading the new one
     free_comfy_memory(0, device, everything=True)
-    log.info("AuraFlow: loading %s (%s)", path, dtype)
+    log.info("AuraFlow: loading %s (%s, weights %s)", path, dtype, weight_format)
     model = load_pipeline(path, device=device, dtype=dtype, components=components,
-                          tokenizer=_tokenizer_for(path, components))
+                          tokenizer=_tokenizer_for(path, components),
+                          weight_format=None if weight_format == "default" else weight_format)
     _cache[key] = model
     return model
 
@@ -261,18 +299,40 @@ class AuraFlowLoader:
                                "lacks: text encoder, VAE and tokenizer for transformer-only files. none: the "
                                "file must be complete (the all-in-one checkpoint is).",
                 }),
+                "weight_format": (list(WEIGHT_FORMATS), {
+                    "default": "default",
+                    "tooltip": "How the transformer's weights are stored. default: in weight_dtype (a GGUF file "
+                               "keeps its own quantisation). fp8_e4m3fn: the blocks' weights in 8 bits with a "
+                               "per-tensor scale, widened layer by layer while sampling: about 6.9 GB instead "
+                               "of 13.7 GB, slightly different pictures, somewhat slower.",
+                }),
+                "offload": (list(OFFLOAD_MODES), {
+                    "default": "none",
+                    "tooltip": "For GPUs too small for the whole model. none: everything stays on the GPU. "
+                               "model: text encoder, transformer and VAE each visit the GPU only for their own "
+                               "step (fits about 16 GB). sequential: the transformer is streamed block by block "
+                               "from system memory (fits about 12 GB with resident_blocks 24; slower). Pictures "
+                               "are unchanged. No effect on the CPU.",
+                }),
+                "resident_blocks": ("INT", {
+                    "default": 0, "min": 0, "max": MAX_RESIDENT_BLOCKS, "step": 1,
+                    "tooltip": "With offload sequential: how many of the transformer's 36 blocks stay on the GPU "
+                               "(each about 380 MB in bf16). More is faster; lower it if you run out of memory.",
+                }),
             },
         }
 
     def load(self, model_name: str, weight_dtype: str, offload_text_encoder: bool, vae_tiling: bool,
-             components: str = NO_COMPONENTS) -> tuple[Any]:
+             components: str = NO_COMPONENTS, weight_format: str = "default", offload: str = "none",
+             resident_blocks: int = 0) -> tuple[Any]:
         with node_errors(self.DISPLAY_NAME, _LOAD_HINTS):
             path = resolve_model(model_name)
             extra = None if components in ("", NO_COMPONENTS) else resolve_model(components)
-            model = load_cached(path, dtype=weight_dtype, components=extra)
+            model = load_cached(path, dtype=weight_dtype, components=extra, weight_format=weight_format)
             lean = low_vram()
             model.set_memory_options(offload_text_encoder=bool(offload_text_encoder) or lean,
-                                     vae_tiling=bool(vae_tiling) or lean)
+                                     vae_tiling=bool(vae_tiling) or lean, offload=offload,
+                                     resident_blocks=int(resident_blocks))
         return (model,)
 
 

@@ -67,6 +67,7 @@ class AuraFlow:
     """``"none"``, ``"model"`` or ``"sequential"``: see :meth:`set_memory_options` and ``offload.py``."""
     _negative_cache: dict[str, PromptEmbeddings] = field(default_factory=dict, repr=False)
     _streamer: BlockStreamer | None = field(default=None, repr=False)
+    _resident_blocks: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         if self.offload_text_encoder:
@@ -98,6 +99,10 @@ class AuraFlow:
             self._set_offload(offload, resident_blocks)
 
     def _set_offload(self, mode: str, resident_blocks: int) -> None:
+        if (mode, resident_blocks) == (self.offload, self._resident_blocks) and (mode != "sequential"
+                                                                               or self._streamer is not None):
+            return  # already so: a ComfyUI loader re-run must not re-pin 13 GB of host memory
+        self._resident_blocks = resident_blocks
         if self._streamer is not None:
             self._streamer.remove(home=self.device)
             self._streamer = None

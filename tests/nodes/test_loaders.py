@@ -87,3 +87,55 @@ def test_bad_files_fail_naming_the_node_and_the_fix(loaders: ModuleType, common:
     # the queue keeps working: the next load succeeds
     (model,) = loaders.AuraFlowLoader().load(AIO, "fp32", False, False)
     assert model is not None
+
+
+def test_fp8_weight_format_is_its_own_cached_model(loaders: ModuleType, fake_comfy: FakeComfy) -> None:
+    node = loaders.AuraFlowLoader()
+    (plain,) = node.load(AIO, "fp32", False, False)
+    (fp8,) = node.load(AIO, "fp32", False, False, "none", "fp8_e4m3fn")
+    assert fp8 is not plain
+    def kinds(model: object) -> set[str]:  # by name: the pack's pipeline modules are not the top-level ones
+        return {type(m).__name__ for m in model.transformer.modules()}
+
+    assert "Fp8Linear" in kinds(fp8) and "Fp8Linear" not in kinds(plain)
+    (again,) = node.load(AIO, "fp32", False, False, "none", "fp8_e4m3fn")
+    assert again is fp8
+
+
+@pytest.mark.parametrize("offload", ["model", "sequential"])
+def test_offload_options_reach_the_model(loaders: ModuleType, fake_comfy: FakeComfy, offload: str) -> None:
+    (model,) = loaders.AuraFlowLoader().load(AIO, "fp32", False, False, "none", "default", offload, 2)
+    assert model.offload == offload
+    (model,) = loaders.AuraFlowLoader().load(AIO, "fp32", False, False, "none", "default", "none", 0)
+    assert model.offload == "none"
+
+
+def test_bad_offload_is_a_node_error(loaders: ModuleType, fake_comfy: FakeComfy) -> None:
+    with pytest.raises(Exception, match="AuraFlow Loader:.*offload"):
+        loaders.AuraFlowLoader().load(AIO, "fp32", False, False, "none", "default", "swap")
+
+
+def test_gguf_transformer_files_are_listed_and_load(loaders: ModuleType, fake_comfy: FakeComfy,
+                                                    models_dir: Path) -> None:
+    """city96's .gguf files sit in models/unet (= diffusion_models); ComfyUI's own list filters them out."""
+    pytest.importorskip("gguf", reason="the optional gguf package is not installed")
+    import json
+
+    from safetensors.torch import load_file
+
+    from pipeline.configs import metadata_for
+    from pipeline.export import write_gguf_transformer
+    folder = models_dir / "diffusers" / "tiny-auraflow"
+    sd = load_file(folder / "transformer" / "diffusion_pytorch_model.safetensors")
+    meta = metadata_for(transformer=json.loads((folder / "transformer" / "config.json").read_text()))
+    target = models_dir / "diffusion_models" / "gguf" / "tiny-Q8_0.gguf"
+    write_gguf_transformer(sd, target, "Q8_0", metadata=meta)
+    try:
+        assert "gguf/tiny-Q8_0.gguf" in loaders.model_names()
+        (model,) = loaders.AuraFlowLoader().load("gguf/tiny-Q8_0.gguf", "fp32", False, False, DIFFUSERS)
+        # by name: the pack's copy of pipeline.quantized is another module object than the top-level one
+        assert any(type(m).__name__ == "GGUFLinear" for m in model.transformer.modules())
+        assert model.encode_prompt("a cat").embeds.shape[1] == 256
+    finally:
+        target.unlink()
+        target.parent.rmdir()
