@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..pipeline.errors import AuraFlowError, CancelledError
@@ -84,6 +85,41 @@ def free_comfy_memory(required_bytes: int, device: Any | None, *, everything: bo
         log.warning("could not free ComfyUI memory", exc_info=True)
 
 
+# Per-node listeners for what a running node reports ("step 3/20", the expanded prompt). The fal API mount
+# (``comfy_backend``) builds the prompts it queues with node ids of its own and listens on them, so a request's
+# progress reaches its fal status logs without hooking ComfyUI's global progress handler or its websocket. Nodes
+# call :func:`report` from ComfyUI's prompt worker thread; listeners must be quick and thread-safe.
+_listeners: dict[str, Callable[[str], None]] = {}
+_listeners_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def listen_node(node_id: str, callback: Callable[[str], None]) -> Iterator[None]:
+    """Send what the node with this id reports to ``callback`` while the block runs."""
+    with _listeners_lock:
+        _listeners[str(node_id)] = callback
+    try:
+        yield
+    finally:
+        with _listeners_lock:
+            if _listeners.get(str(node_id)) is callback:
+                del _listeners[str(node_id)]
+
+
+def report(node_id: str | None, message: str) -> None:
+    """Tell whoever listens on ``node_id`` (usually nobody); a failing listener never fails the node."""
+    if node_id is None:
+        return
+    with _listeners_lock:
+        callback = _listeners.get(str(node_id))
+    if callback is None:
+        return
+    try:
+        callback(message)
+    except Exception:
+        log.warning("a progress listener for node %s failed", node_id, exc_info=True)
+
+
 class Progress:
     """A step counter for the node that is running: ComfyUI's progress bar inside ComfyUI, nothing outside.
 
@@ -104,6 +140,7 @@ class Progress:
         )
 
     def update(self, value: int, preview: tuple[str, Any, int] | None = None) -> None:
+        report(self.node_id, f"step {value}/{self.total}")  # the same log line as the standalone server's
         if self._bar is not None:
             self._bar.update_absolute(value, self.total, preview)
 

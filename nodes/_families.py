@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 # module names relative to this package, in menu order
-FAMILIES: tuple[str, ...] = ("loaders", "sampling", "remote", "expand")
+FAMILIES: tuple[str, ...] = ("loaders", "sampling", "remote", "expand", "serve")
 
 
 def all_node_classes() -> list[type]:

@@ -25,6 +25,7 @@ from ._common import (
     free_comfy_memory,
     interrupt_requested,
     node_errors,
+    report,
     send_progress_text,
 )
 from ._ui_events import send_prompt_used
@@ -323,6 +324,9 @@ class AuraFlowGenerate:
                 log.warning("AuraFlow Generate: %s", warning)
             if warnings:
                 send_progress_text("⚠ " + "\n⚠ ".join(warnings), unique_id)
+            report(unique_id, f"expanded prompt: {used}")
+            for warning in warnings:
+                report(unique_id, f"prompt expansion: {warning}")
         with node_errors(self.DISPLAY_NAME, _SIZE_HINTS):
             _make_room(model, int(num_images), int(width), int(height))
             result = model.generate(

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from ..fal.endpoints import check_request_id
+from ..fal.endpoints import check_request_id, is_loopback
 from .auth import authorized
 from .queue import DONE, QUEUED, RUNNING
 from .schema import ValidationFailed, error, validate_input
@@ -41,6 +41,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 UNAUTHORIZED = {"detail": "Missing or invalid key: send 'Authorization: Key <key>' with a key configured on this "
                           "server (AURAFLOW_SERVE_KEYS or its key file)."}
 NOT_FOUND = {"detail": "Request not found"}
+LOOPBACK_ONLY = {"detail": "Without API keys this server answers only clients on its own machine: set "
+                           "AURAFLOW_SERVE_KEYS=<key>[,<key>...] to serve others (they send 'Authorization: Key "
+                           "<key>')."}
 
 
 def base_url(request: web.Request, prefix: str, trust_forwarded: bool) -> str:
@@ -80,6 +83,8 @@ def add_routes(router: web.UrlDispatcher | web.RouteTableDef, service: Service, 
     def guard(handler: Callable[[web.Request, str], Awaitable[web.StreamResponse]], *, needs_key: bool = True
               ) -> Handler:
         async def wrapped(request: web.Request) -> web.StreamResponse:
+            if opts.loopback_clients_only and not is_loopback(request.remote):
+                return _json(LOOPBACK_ONLY, 403)
             if needs_key and not authorized(request.headers.get("Authorization"), opts.keys):
                 return _json(UNAUTHORIZED, 401)
             return await handler(request, base_url(request, prefix, opts.trust_forwarded))

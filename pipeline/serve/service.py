@@ -32,7 +32,9 @@ class ServeOptions:
     you run: otherwise any client could choose the URLs other clients are sent to in webhooks).
     ``keepalive``: seconds between SSE comment lines (fal sends one every 15 s). ``max_body``: bytes; an aura-flow
     input is a prompt and a few numbers, so 256 KiB is generous and keeps a flood of large bodies cheap to refuse.
-    ``max_queue``: queued requests beyond which submits get 429.
+    ``max_queue``: queued requests beyond which submits get 429. ``loopback_clients_only``: answer only clients on
+    this machine (403 for others); the ComfyUI mount sets it when no keys are configured, since it cannot choose
+    where ComfyUI listens the way the standalone server refuses a non-loopback bind (:func:`.auth.check_bind`).
     """
 
     limits: Limits = field(default_factory=Limits)
@@ -44,6 +46,7 @@ class ServeOptions:
     max_stream_seconds: float = 6 * 3600.0
     purge_interval: float = 60.0
     webhook: WebhookPolicy = field(default_factory=WebhookPolicy)
+    loopback_clients_only: bool = False
 
 
 class Service:

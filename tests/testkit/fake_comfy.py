@@ -68,6 +68,8 @@ class FakeComfy:
         def add_model_folder_path(name: str, path: str, is_default: bool = False) -> None:
             fp.folder_names_and_paths.setdefault(name, ([], set(EXTENSIONS)))[0].append(path)
 
+        fp.get_user_directory = lambda: str(self.models_dir.parent / "user")
+        fp.get_temp_directory = lambda: str(self.models_dir.parent / "temp")
         fp.get_folder_paths = get_folder_paths
         fp.get_filename_list = get_filename_list
         fp.get_full_path = get_full_path
@@ -93,6 +95,11 @@ class FakeComfy:
                 raise InterruptProcessingException()
 
         mm.throw_exception_if_processing_interrupted = throw_exception_if_processing_interrupted
+
+        def interrupt_current_processing(value: bool = True) -> None:  # what POST /interrupt ends up calling
+            self.interrupted = value
+
+        mm.interrupt_current_processing = interrupt_current_processing
         mm.free_memory = lambda required, device, keep_loaded=(): self.memory_calls.append(("free", required))
         mm.unload_all_models = lambda: self.memory_calls.append(("unload_all", None))
         mm.soft_empty_cache = lambda force=False: None
