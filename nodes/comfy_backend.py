@@ -149,8 +149,11 @@ class ComfyUIBackend:
         """ComfyUI's own validation, on ComfyUI's event loop when it runs (as for ``POST /prompt``)."""
         import execution
 
-        result = execution.validate_prompt(prompt_id, prompt, None)
-        if not asyncio.iscoroutine(result):  # ComfyUI before 0.3.44 validated synchronously
+        try:
+            result = execution.validate_prompt(prompt_id, prompt, None)
+        except TypeError:  # before partial execution (ComfyUI < 0.3.4x) it took (prompt_id, prompt)
+            result = execution.validate_prompt(prompt_id, prompt)
+        if not asyncio.iscoroutine(result):  # older ComfyUI validated synchronously
             return result
         loop = getattr(self.server(), "loop", None)
         if loop is not None and loop.is_running():

@@ -46,6 +46,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         port = sock.getsockname()[1]
     log = (root / "server.log").open("w")
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"} | {"HF_HUB_OFFLINE": "1"}
+    # the fal API under /auraflow/fal, on the tiny model (nodes/serve_mount.py); its queue file in the temp root
+    env |= {"AURAFLOW_SERVE_COMFY_MODEL": AIO, "AURAFLOW_SERVE_COMFY_DB": str(root / "fal-queue.sqlite3")}
+    env.pop("AURAFLOW_SERVE_KEYS", None)
     proc = subprocess.Popen(
         [os.environ.get("COMFYUI_PYTHON", sys.executable), "main.py", "--cpu", "--listen", "127.0.0.1", "--port",
          str(port), "--disable-api-nodes", "--output-directory", str(root / "output"), "--database-url",
@@ -167,3 +170,56 @@ def test_errors_name_the_node_and_leave_the_queue_working(server: dict[str, Any]
     assert error["node_id"] == "4" and "width=512" in error["exception_message"]
     again = asyncio.run(_run(server["base"], _graph()))
     assert again["history"]["status"]["status_str"] == "success"
+
+
+def _fal_status(req: dict[str, Any]) -> dict[str, Any]:
+    import httpx
+
+    return httpx.get(req["status_url"], params={"logs": "1"}).json()
+
+
+def _fal_wait(req: dict[str, Any], check: Any, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = _fal_status(req)
+        if check(status):
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"fal status never matched: {_fal_status(req)}")
+
+
+def test_fal_api_runs_requests_as_comfyui_prompts(server: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    from pipeline import fal
+
+    api = f"{server['base']}/auraflow/fal"
+    monkeypatch.setenv("AURAFLOW_FAL_QUEUE_URL", api)
+    monkeypatch.setenv("FAL_KEY", "any:key")  # our client wants a key; the mount has none (loopback only)
+    updates: list[Any] = []
+    result = asyncio.run(fal.run("fal-ai/aura-flow", {"prompt": "a red fox", "seed": 9, "num_inference_steps": STEPS,
+                                                      "width": 64, "height": 80, "expand_prompt": False},
+                                 on_update=updates.append, timeout=120))
+    assert [im.size for im in result.images] == [(64, 80)] and result.data["seed"] == 9
+    logs = [e.message for u in updates if isinstance(u, fal.Completed) for e in u.logs]
+    assert f"step {STEPS}/{STEPS}" in logs and "running in ComfyUI" in logs
+    history = httpx.get(f"{server['base']}/history").json()
+    assert any(any(n["class_type"] == "AuraFlowServeOutput" for n in h["prompt"][2].values())
+               for h in history.values())
+
+
+@pytest.mark.parametrize("how", ["cancel", "editor_interrupt"])
+def test_fal_api_cancel_and_editor_interrupt_end_the_request(server: dict[str, Any], how: str) -> None:
+    import httpx
+
+    api = f"{server['base']}/auraflow/fal"
+    req = httpx.post(f"{api}/fal-ai/aura-flow", json={"prompt": "slow", "num_inference_steps": 100, "num_images": 4,
+                                                       "width": 256, "height": 256, "expand_prompt": False}).json()
+    _fal_wait(req, lambda s: any(e["message"] == "step 2/100" for e in s.get("logs") or []))
+    if how == "cancel":
+        assert httpx.put(req["cancel_url"]).status_code == 202
+    else:
+        assert httpx.post(f"{server['base']}/interrupt", json={}).status_code == 200
+    final = _fal_wait(req, lambda s: s["status"] == "COMPLETED", timeout=60)
+    assert final["error_type"] == "request_cancelled"
+    assert not any(e["message"] == "step 100/100" for e in final["logs"])
