@@ -352,3 +352,18 @@ def test_without_keys_other_machines_get_403(mount: Callable[..., Mounted], serv
     resp = asyncio.run(health(make_mocked_request("GET", serve_mount.PREFIX + "/health", transport=transport)))
     assert resp.status == 403 and b"AURAFLOW_SERVE_KEYS" in resp.body
     assert httpx.get(f"{api.url}/health").status_code == 200  # 127.0.0.1 is answered
+
+
+def test_official_fal_client_against_the_mount(mount: Callable[..., Mounted], monkeypatch: pytest.MonkeyPatch
+                                               ) -> None:
+    """fal-client, its queue URL pointed at the prefix (as tests/serve does with the standalone server)."""
+    fal_client = pytest.importorskip("fal_client", reason="the official fal-client is a dev dependency")
+    client_module = pytest.importorskip("fal_client.client")
+    api = mount()
+    monkeypatch.setattr(client_module, "QUEUE_URL_FORMAT", api.url + "/")
+    events: list[Any] = []
+    result = fal_client.SyncClient(key="any:key").subscribe("fal-ai/aura-flow", {**TINY, "seed": 4}, with_logs=True,
+                                                            on_queue_update=events.append)
+    assert result["seed"] == 4 and result["images"][0]["url"].startswith(api.url + "/files/")
+    completed = [e for e in events if isinstance(e, fal_client.Completed)]
+    assert "step 2/2" in [entry["message"] for entry in completed[-1].logs]
