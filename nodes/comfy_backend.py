@@ -285,6 +285,7 @@ class ComfyUIBackend:
         events = {event: data for event, data in messages}
         if "execution_interrupted" in events or (interrupted and output is None):
             who = "cancelled" if interrupted else "interrupted in ComfyUI (Cancel / Interrupt in the editor)"
+            on_progress(f"the ComfyUI prompt was {who}")  # the worker logs only "cancelled": say why
             raise CancelledError(f"the ComfyUI prompt was {who}")
         if "execution_error" in events:
             data = events["execution_error"] or {}
@@ -292,6 +293,7 @@ class ComfyUIBackend:
                                    f"{data.get('exception_message', 'unknown error')}".strip())
         if output is None:
             if state == "gone":
+                on_progress("the ComfyUI prompt was removed before it ran")
                 raise CancelledError("the ComfyUI prompt was removed before it ran (deleted from ComfyUI's queue, "
                                      "or its history was cleared)")
             raise ComfyPromptError("the ComfyUI prompt finished without reaching AuraFlow Serve Output")

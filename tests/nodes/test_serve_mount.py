@@ -232,6 +232,7 @@ def test_interrupt_in_the_editor_ends_the_request_cancelled(mount: Callable[...,
     fake_comfy.interrupted = True  # what the editor's Interrupt button (POST /interrupt) does
     final = done(req)
     assert final["error_type"] == "request_cancelled"
+    assert "the ComfyUI prompt was interrupted in ComfyUI (Cancel / Interrupt in the editor)" in messages(final)
     assert httpx.get(req["response_url"]).status_code == 400
 
 
