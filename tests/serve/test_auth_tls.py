@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from testkit.serving import TINY_INPUT
+from testkit.tls import self_signed
 
 from pipeline import fal
 from pipeline.__main__ import main
@@ -87,42 +86,8 @@ def test_oversized_and_malformed_bodies(start_server: Start) -> None:
     assert server.service.store.count("queued") == 0
 
 
-def _self_signed(folder: Path) -> tuple[Path, Path] | None:
-    """A certificate for 127.0.0.1 made here: with `cryptography` if installed, else the openssl tool."""
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    try:
-        import datetime
-        import ipaddress
-
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-    except ImportError:
-        if shutil.which("openssl") is None:
-            return None
-        proc = subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-             "-keyout", str(key), "-out", str(cert)], capture_output=True, timeout=30)
-        return (cert, key) if proc.returncode == 0 else None
-    private = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(private.public_key())
-                   .serial_number(x509.random_serial_number()).not_valid_before(now)
-                   .not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                                  critical=False)
-                   .sign(private, hashes.SHA256()))
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    return cert, key
-
-
 def test_tls_with_both_clients(start_server: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    made = _self_signed(tmp_path)
+    made = self_signed(tmp_path)
     if made is None:
         pytest.skip("no way to make a test certificate: neither `cryptography` nor the openssl tool is available")
     cert, key = made
