@@ -7,7 +7,9 @@
 //
 // @fal-ai/client has no host setting: it always builds https://queue.fal.run/<app>/… (request.js buildUrl). The
 // one change from a fal user's setup is a `requestMiddleware` (a documented `fal.config` option that sees every
-// request's method, url and headers) moving that host to our server; the calls below are the seed's.
+// request's method, url and headers) moving that host to our server; the seed's call below is verbatim. It sends
+// only the prompt, so the server's defaults apply (50 steps, 1024 px); the pytest side fits sizes beyond the tiny
+// test weights' 256 px grid to 64 px on the server (the logs say so), the client is none the wiser.
 import assert from "node:assert/strict";
 import { before, test } from "node:test";
 
@@ -28,11 +30,12 @@ async function toOurServer(request) {
   return { ...request, url };
 }
 
-// The seed's prompt; the rest fits the tiny test weights (their grid stops at 256 px, the seed's defaults are
-// 1024 px and 50 steps). expand_prompt stays at its default (true).
+// The seed's prompt (also written out in the call below, as the seed has it).
 const PROMPT =
   "Close-up portrait of a majestic iguana with vibrant blue-green scales, piercing amber eyes, and orange spiky crest. Intricate textures and details visible on scaly skin. Wrapped in dark hood, giving regal appearance. Dramatic lighting against black background. Hyper-realistic, high-resolution image showcasing the reptile's expressive features and coloration.";
+// Our extension fields, for the other tests' own requests (the tiny weights' grid stops at 256 px).
 const TINY = { width: 64, height: 64 };
+const DEFAULT_STEPS = 50; // the seed's num_inference_steps default
 
 before(() => {
   assert.ok(SERVER_URL && KEY, "AURAFLOW_SERVE_URL/AURAFLOW_SERVE_KEY unset: run via tests/serve/test_js_client.py");
@@ -55,7 +58,7 @@ async function waitFor(check, what, timeoutMs = 30_000) {
 test("fal.subscribe, the seed's example: queue updates, step logs, images from our server", async () => {
   // A request ahead of ours, so the seed's call is first seen waiting in the queue.
   const ahead = await fal.queue.submit("fal-ai/aura-flow", {
-    input: { prompt: "ahead in the queue", num_inference_steps: 8, ...TINY },
+    input: { prompt: "ahead in the queue", num_inference_steps: 20, ...TINY },
   });
   const updates = [];
   const printed = [];
@@ -63,11 +66,10 @@ test("fal.subscribe, the seed's example: queue updates, step logs, images from o
   console.log = (...args) => printed.push(args[0]); // forEach(console.log) passes (message, index, array)
   let result;
   try {
-    // --- the seed's example, verbatim but for the input sizes and the line recording each update ---
+    // --- the seed's example, verbatim but for the line recording each update for the checks below ---
     result = await fal.subscribe("fal-ai/aura-flow", {
       input: {
-        prompt: PROMPT,
-        num_inference_steps: 6, seed: 11, ...TINY,
+        prompt: "Close-up portrait of a majestic iguana with vibrant blue-green scales, piercing amber eyes, and orange spiky crest. Intricate textures and details visible on scaly skin. Wrapped in dark hood, giving regal appearance. Dramatic lighting against black background. Hyper-realistic, high-resolution image showcasing the reptile's expressive features and coloration."
       },
       logs: true,
       onQueueUpdate: (update) => {
@@ -85,7 +87,7 @@ test("fal.subscribe, the seed's example: queue updates, step logs, images from o
   }
 
   const { data } = result;
-  assert.equal(data.seed, 11);
+  assert.ok(Number.isInteger(data.seed), String(data.seed)); // no seed sent: the server chose one and says which
   assert.equal(data.images.length, 1);
   const image = data.images[0];
   assert.ok(image.url.startsWith(`${SERVER_URL}/files/`), image.url);
@@ -106,10 +108,14 @@ test("fal.subscribe, the seed's example: queue updates, step logs, images from o
   assert.equal(queued.queue_position, 0);
   const completed = updates.at(-1);
   const messages = completed.logs.map((log) => log.message);
-  for (let i = 1; i <= 6; i++) assert.ok(messages.includes(`step ${i}/6`), messages.join(" | "));
-  assert.ok(messages.includes(`expanded prompt: ${data.prompt}`), messages.join(" | "));
+  const n = DEFAULT_STEPS;
+  for (let i = 1; i <= n; i++) assert.ok(messages.includes(`step ${i}/${n}`), messages.join(" | "));
+  assert.ok(messages.includes(`expanded prompt: ${data.prompt}`), messages.join(" | ")); // expand_prompt: true
+  assert.ok(messages.some((m) => m.startsWith("generating 1 image(s), 50 steps") && m.endsWith(`seed ${data.seed}`)),
+    messages.join(" | "));
   assert.deepEqual(Object.keys(completed.logs[0]).sort(), ["level", "message", "source", "timestamp"]);
-  assert.ok(printed.some((line) => /^step \d+\/6$/.test(line)), `the example's callback printed: ${printed}`);
+  assert.ok(printed.some((line) => /^step \d+\/50$/.test(line)), `the example's callback printed: ${printed}`);
+  assert.ok(printed.includes(data) && printed.includes(result.requestId), "the example printed data and requestId");
 
   // the request ahead ran first and completed too
   const aheadResult = await fal.queue.result("fal-ai/aura-flow", { requestId: ahead.request_id });
