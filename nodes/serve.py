@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from ..pipeline.pipeline import to_pil
 from ..pipeline.serve.worker import BackendOutput, encode_png
 from ._common import CATEGORY_ROOT, SEED_MAX, send_progress_text
 
@@ -66,15 +67,6 @@ class JobBoard:
 BOARD = JobBoard()
 
 
-def images_to_pil(images: Any) -> list[Any]:
-    """ComfyUI's IMAGE (``B x H x W x 3`` float in 0..1) as PIL images."""
-    import numpy as np
-    from PIL import Image
-
-    array = images.detach().float().clamp(0, 1).mul(255).round().to("cpu").numpy().astype(np.uint8)
-    return [Image.fromarray(frame) for frame in array]
-
-
 class AuraFlowServeOutput:
     """Hand a generation back to the fal-compatible API request that queued this prompt."""
 
@@ -115,7 +107,7 @@ class AuraFlowServeOutput:
             log.warning(message)
             send_progress_text(message, unique_id)
             return {"ui": {}}
-        output = BackendOutput(images=tuple(encode_png(im) for im in images_to_pil(images)), seed=int(seed),
+        output = BackendOutput(images=tuple(encode_png(im) for im in to_pil(images)), seed=int(seed),
                                prompt=str(prompt))
         if not BOARD.fill(job, output):  # the request gave up while the images were encoded
             log.info("AuraFlow Serve Output: job %s was abandoned before its images arrived", job)

@@ -33,6 +33,18 @@ VAE_SCALE = 8  # pixels per latent cell
 SIZE_MULTIPLE = 16  # VAE factor 8 x patch size 2
 
 
+def to_pil(images: np.ndarray | torch.Tensor) -> list[Any]:
+    """``N x H x W x 3`` floats in [0, 1] (an array, or a tensor on any device, e.g. ComfyUI's IMAGE) -> PIL images.
+
+    Rounded to 8 bits as diffusers' ``VaeImageProcessor`` does (``round``, not truncation), so our PNGs equal theirs.
+    """
+    from PIL import Image
+
+    if isinstance(images, torch.Tensor):
+        images = images.detach().to(device="cpu", dtype=torch.float32).numpy()
+    return [Image.fromarray(img) for img in (np.clip(images, 0, 1) * 255).round().astype(np.uint8)]
+
+
 @dataclass(frozen=True)
 class GenerationResult:
     """What :meth:`AuraFlow.generate` returns.
@@ -259,9 +271,7 @@ class AuraFlow:
         array = images.numpy()
         if output_type == "np":
             return array
-        from PIL import Image
-
-        return [Image.fromarray(img) for img in (array * 255).round().astype(np.uint8)]
+        return to_pil(array)
 
     # --------------------------------------------------------------------------------------------- internals
     def _positive(self, prompt: str | Sequence[str] | None, embeds: PromptEmbeddings | None) -> PromptEmbeddings:
