@@ -1,4 +1,4 @@
-"""The tiny random AuraFlow for the performance levers: offload, fp8 storage, GGUF, tiling."""
+"""The tiny random AuraFlow (``tiny_dir``, tests/conftest.py) for the levers: offload, fp8, GGUF, tiling."""
 
 from __future__ import annotations
 
@@ -6,11 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def perf_dir(tiny_dir: Path) -> Path:
-    return tiny_dir
 
 
 @pytest.fixture(scope="session")

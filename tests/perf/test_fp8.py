@@ -37,8 +37,8 @@ def test_quantize_fp8_converts_only_block_linears(perf_pipe: Any) -> None:
     assert weight_bytes(transformer) < full
 
 
-def test_fp8_load_images_close(perf_dir: Path, perf_pipe: Any, generate_args: dict[str, Any]) -> None:
-    pipe = load_pipeline(perf_dir, device="cpu", dtype="fp32", weight_format="fp8")
+def test_fp8_load_images_close(tiny_dir: Path, perf_pipe: Any, generate_args: dict[str, Any]) -> None:
+    pipe = load_pipeline(tiny_dir, device="cpu", dtype="fp32", weight_format="fp8")
     expected = perf_pipe.generate(**generate_args).images
     got = pipe.generate(**generate_args).images
     diff = float(np.abs(got - expected).max())
@@ -48,6 +48,6 @@ def test_fp8_load_images_close(perf_dir: Path, perf_pipe: Any, generate_args: di
     assert ratio < 0.6
 
 
-def test_weight_format_is_checked(perf_dir: Path) -> None:
+def test_weight_format_is_checked(tiny_dir: Path) -> None:
     with pytest.raises(InvalidInputError, match="fp8"):
-        load_pipeline(perf_dir, device="cpu", weight_format="int4")
+        load_pipeline(tiny_dir, device="cpu", weight_format="int4")

@@ -27,10 +27,10 @@ from pipeline.quantized import GGUFLinear, weight_bytes  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def gguf_files(perf_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def gguf_files(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("gguf")
-    sd = load_file(perf_dir / "transformer" / "diffusion_pytorch_model.safetensors")
-    meta = metadata_for(transformer=json.loads((perf_dir / "transformer" / "config.json").read_text()))
+    sd = load_file(tiny_dir / "transformer" / "diffusion_pytorch_model.safetensors")
+    meta = metadata_for(transformer=json.loads((tiny_dir / "transformer" / "config.json").read_text()))
     return {q: write_gguf_transformer(sd, root / f"aura_tiny-{q}.gguf", q, metadata=meta)
             for q in ("F16", "Q8_0", "Q4_0")}
 
@@ -49,9 +49,9 @@ def test_torch_dequantize_matches_gguf(qtype: str) -> None:
 
 
 @pytest.mark.parametrize(("qtype", "bound"), [("F16", 1e-3), ("Q8_0", 0.02), ("Q4_0", 0.2)])
-def test_gguf_images_close_to_safetensors(qtype: str, bound: float, gguf_files: dict[str, Path], perf_dir: Path,
+def test_gguf_images_close_to_safetensors(qtype: str, bound: float, gguf_files: dict[str, Path], tiny_dir: Path,
                                           perf_pipe: Any, generate_args: dict[str, Any]) -> None:
-    pipe = load_pipeline(gguf_files[qtype], device="cpu", dtype="fp32", components=perf_dir)
+    pipe = load_pipeline(gguf_files[qtype], device="cpu", dtype="fp32", components=tiny_dir)
     quantised = [m for m in pipe.transformer.modules() if isinstance(m, GGUFLinear)]
     if qtype == "F16":
         assert not quantised
@@ -65,8 +65,8 @@ def test_gguf_images_close_to_safetensors(qtype: str, bound: float, gguf_files: 
     assert diff <= bound
 
 
-def test_truncated_gguf_is_named(gguf_files: dict[str, Path], tmp_path: Path, perf_dir: Path) -> None:
+def test_truncated_gguf_is_named(gguf_files: dict[str, Path], tmp_path: Path, tiny_dir: Path) -> None:
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(gguf_files["Q8_0"].read_bytes()[:200])
     with pytest.raises(CorruptCheckpointError, match="broken.gguf"):
-        load_pipeline(broken, device="cpu", components=perf_dir)
+        load_pipeline(broken, device="cpu", components=tiny_dir)
