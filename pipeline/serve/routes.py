@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from ..fal.endpoints import check_request_id, is_loopback
+from ..fal.retry import FAL_REQUEST_ID_HEADER as REQUEST_ID_HEADER
 from .auth import authorized
 from .queue import DONE, QUEUED, RUNNING
 from .schema import ValidationFailed, error, validate_input
@@ -55,8 +56,13 @@ def base_url(request: web.Request, prefix: str, trust_forwarded: bool) -> str:
     return f"{scheme}://{host}{prefix}"
 
 
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+def _json(body: Any, status: int = 200, request_id: str | None = None) -> web.Response:
+    """A JSON reply. Replies about one request carry its id in ``x-fal-request-id``, as fal's do: the JS client
+    takes ``result.requestId`` from that header, and both clients treat its absence on a 5xx as a proxy error."""
+    headers = {"Cache-Control": "no-store"}
+    if request_id is not None:
+        headers[REQUEST_ID_HEADER] = request_id
+    return web.json_response(body, status=status, headers=headers)
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes | None:
@@ -124,7 +130,7 @@ def add_routes(router: web.UrlDispatcher | web.RouteTableDef, service: Service, 
                  **service.urls(base, record.id)}
         if webhook is not None:
             reply["gateway_request_id"] = record.id
-        return _json(reply)
+        return _json(reply, request_id=record.id)
 
     async def status(request: web.Request, base: str) -> web.StreamResponse:
         record = lookup(request)
@@ -132,7 +138,7 @@ def add_routes(router: web.UrlDispatcher | web.RouteTableDef, service: Service, 
             return _json(NOT_FOUND, 404)
         with_logs = request.query.get("logs", "0").lower() in ("1", "true")
         code, body = service.status_body(record, with_logs=with_logs, base_url=base)
-        return _json(body, code)
+        return _json(body, code, record.id)
 
     async def stream(request: web.Request, base: str) -> web.StreamResponse:
         record = lookup(request)
@@ -140,7 +146,8 @@ def add_routes(router: web.UrlDispatcher | web.RouteTableDef, service: Service, 
             return _json(NOT_FOUND, 404)
         with_logs = request.query.get("logs", "0").lower() in ("1", "true")
         resp = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream",
-                                                       "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                                                       "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+                                                       REQUEST_ID_HEADER: record.id})
         await resp.prepare(request)
         last = None
         started = last_write = time.monotonic()
@@ -172,15 +179,15 @@ def add_routes(router: web.UrlDispatcher | web.RouteTableDef, service: Service, 
         if record is None:
             return _json(NOT_FOUND, 404)
         if record.state in (QUEUED, RUNNING):
-            return _json({"detail": "Request is still in progress"}, 400)
-        return _json(service.result_body(record, base), record.result_status or 200)
+            return _json({"detail": "Request is still in progress"}, 400, record.id)
+        return _json(service.result_body(record, base), record.result_status or 200, record.id)
 
     async def cancel(request: web.Request, base: str) -> web.StreamResponse:
         record = lookup(request)
         if record is None:
             return _json({"status": "NOT_FOUND"}, 404)
         code, body = service.cancel(record.id)
-        return _json(body, code)
+        return _json(body, code, record.id)
 
     async def file(request: web.Request, base: str) -> web.StreamResponse:
         record = lookup(request)

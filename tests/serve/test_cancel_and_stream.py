@@ -95,3 +95,20 @@ def test_stream_of_finished_request_sends_one_event(start_server: Start) -> None
     with httpx.stream("GET", req["status_url"] + "/stream", timeout=10) as resp:
         lines = [line for line in resp.iter_lines() if line]
     assert len(lines) == 1 and json.loads(lines[0][6:])["status"] == "COMPLETED"
+
+
+def test_replies_about_a_request_carry_its_id_header(start_server: Start) -> None:
+    """fal's replies carry ``x-fal-request-id``: the JS client reads ``result.requestId`` from it, and both clients
+    retry a 5xx only when it is missing (a proxy error). Unknown ids get no header: there is no such request."""
+    server = start_server()
+    req = _submit(server)
+    rid = req["request_id"]
+    submit = httpx.post(f"{server.url}/fal-ai/aura-flow", json=TINY_INPUT)
+    assert submit.headers["x-fal-request-id"] == submit.json()["request_id"]
+    assert wait_until(lambda: httpx.get(req["status_url"]).status_code == 200)
+    for resp in (httpx.get(req["status_url"]), httpx.get(req["response_url"]), httpx.put(req["cancel_url"])):
+        assert resp.headers.get("x-fal-request-id") == rid, (resp.request.url, dict(resp.headers))
+    with httpx.stream("GET", req["status_url"] + "/stream") as resp:
+        assert resp.headers.get("x-fal-request-id") == rid
+    missing = httpx.get(f"{server.url}/fal-ai/aura-flow/requests/{'0' * 8}-0000-0000-0000-{'0' * 12}/status")
+    assert missing.status_code == 404 and "x-fal-request-id" not in missing.headers

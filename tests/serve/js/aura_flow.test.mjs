@@ -115,6 +115,7 @@ test("fal.subscribe, the seed's example: queue updates, step logs, images from o
     messages.join(" | "));
   assert.deepEqual(Object.keys(completed.logs[0]).sort(), ["level", "message", "source", "timestamp"]);
   assert.ok(printed.some((line) => /^step \d+\/50$/.test(line)), `the example's callback printed: ${printed}`);
+  assert.match(result.requestId, /^[0-9a-f-]{36}$/); // from the x-fal-request-id header of the result response
   assert.ok(printed.includes(data) && printed.includes(result.requestId), "the example printed data and requestId");
 
   // the request ahead ran first and completed too
@@ -123,18 +124,15 @@ test("fal.subscribe, the seed's example: queue updates, step logs, images from o
   assert.ok(sent.length > 0 && sent.every((line) => line.includes(` ${SERVER_URL}/fal-ai/aura-flow`)), sent.join("\n"));
 });
 
-test(
-  "fal.subscribe: result.requestId (the x-fal-request-id response header)",
-  { todo: "our server does not send x-fal-request-id yet; the seed's example prints result.requestId" },
-  async () => {
-    let requestId;
-    const result = await fal.subscribe("fal-ai/aura-flow", {
-      input: { prompt: "id", num_inference_steps: 1, ...TINY },
-      onEnqueue: (id) => { requestId = id; },
-    });
-    assert.equal(result.requestId, requestId);
-  },
-);
+test("fal.subscribe: result.requestId is the id the request was queued under", async () => {
+  let requestId;
+  const result = await fal.subscribe("fal-ai/aura-flow", {
+    input: { prompt: "id", num_inference_steps: 1, ...TINY },
+    onEnqueue: (id) => { requestId = id; },
+  });
+  assert.match(requestId, /^[0-9a-f-]{36}$/);
+  assert.equal(result.requestId, requestId);
+});
 
 test("fal.queue.submit + status (logs) + result, and the status stream", async () => {
   const submitted = await fal.queue.submit("fal-ai/aura-flow", {
