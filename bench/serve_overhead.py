@@ -90,7 +90,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, f in rounds.items():
                 times[name].append(f())
-        records = [server.service.store.get(rid) for rid in measured_ids]
+        records = [r for r in map(server.service.store.get, measured_ids) if r is not None]
         server.stop()
 
     base = statistics.median(times["direct"])
@@ -103,10 +103,10 @@ def main() -> None:
         med = statistics.median(times[name])
         print(f"via server ({name}): median {med * 1000:.1f} ms, min {min(times[name]) * 1000:.1f} ms; "
               f"overhead {(med - base) * 1000:.1f} ms/request; ratio {med / base:.2f}")
-    own = [(r.finished - r.created) - r.inference_time for r in records if r is not None]
+    own = [(r.finished - r.created) - r.inference_time for r in records]
     print(f"server's own time per request (accepted -> result stored, minus the backend run; the fal-client "
           f"rounds): median {statistics.median(own) * 1000:.1f} ms, max {max(own) * 1000:.1f} ms")
-    runs = [r.inference_time for r in records if r is not None]
+    runs = [r.inference_time for r in records]
     print(f"backend run inside the server (same rounds): median {statistics.median(runs) * 1000:.1f} ms vs direct "
           f"{base * 1000:.1f} ms (on a small CPU the client, the server loop and torch share the cores)")
 
